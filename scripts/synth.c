@@ -1,0 +1,2 @@
+/* synth.c: placeholder, replaced below */
+int main(void) { return 0; }

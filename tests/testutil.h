@@ -1,0 +1,37 @@
+/*
+ * testutil.h: helpers shared by the test programs: temporary directories,
+ * synthetic identities, running the CLI.
+ */
+#ifndef ABIS_TESTUTIL_H
+#define ABIS_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "abis/abis.h"
+#include "../scripts/synthgen.h"
+
+/* Create a fresh empty directory under $TMPDIR (or /tmp); returns a malloc'd path. */
+char *abis_test_tmpdir(const char *tag);
+/* rm -rf the directory and free the path. */
+void abis_test_rmdir(char *path);
+/* Read a whole file into a malloc'd buffer; NULL if it cannot be read. */
+unsigned char *abis_test_read_file(const char *path, size_t *len);
+/* Copy a file; 0 on success. */
+int abis_test_copy_file(const char *from, const char *to);
+/* 1 if `needle` occurs in the file's bytes. */
+int abis_test_file_contains(const char *path, const void *needle, size_t len);
+
+/* assert_int_equal(status, want) that prints err->message when it differs. */
+#define assert_status(got, want, err)                                                   \
+    do {                                                                                 \
+        abis_status got_ = (got);                                                        \
+        if (got_ != (want))                                                              \
+            fail_msg("status %s (%s), wanted %s", abis_status_name(got_), (err)->message, \
+                     abis_status_name(want));                                            \
+    } while (0)
+
+#endif
