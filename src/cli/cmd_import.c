@@ -1,0 +1,714 @@
+/*
+ * cmd_import.c: `abis import`, bulk enrolment from JSON Lines.
+ *
+ * One person a line:
+ *   {"segment": "federal", "ref": "C-1001",
+ *    "templates": [{"modality": "face", "vector": [...], "position": 0}],
+ *    "consents": ["bank.remote-id"]}
+ * ("ref", "consents", "position", "quality" optional; "vector_b64", base64 of
+ * little-endian float32, instead of "vector").  Each line is one
+ * abis_subject_enroll call, so each person is enrolled fully or not at all.
+ *
+ * The input is streamed: one line is held in memory at a time (up to
+ * IMPORT_LINE_MAX bytes).  A bad line is rejected with its number, a code and
+ * a reason, and the import goes on; only failures of the system (store, I/O,
+ * memory) stop it.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "template/vector.h"
+#include "util/progress.h"
+
+/* The longest line accepted: 64 MiB holds a vector of several million values
+ * written as JSON text; a 512-value face embedding is about 6 KiB. */
+#define IMPORT_LINE_MAX ((size_t)64 << 20)
+/* Rejected lines reported on stderr when there is no --rejects file. */
+#define IMPORT_STDERR_REJECTS 20
+/* At most this many templates per line: far above any real person (10 fingers,
+ * 2 eyes, a face, a voice), low enough to refuse a runaway line early. */
+#define IMPORT_TEMPLATES_MAX 64
+#define IMPORT_CONSENTS_MAX 256
+
+/* ---- streaming line reader ------------------------------------------------- */
+
+typedef struct line_reader {
+    FILE *f;
+    char chunk[65536]; /* read-ahead from f */
+    size_t cpos, clen;
+    int eof;
+    char *line; /* the current line, NUL-terminated, without '\n' (or "\r\n") */
+    size_t len, cap;
+    int too_long; /* the current line passed IMPORT_LINE_MAX; its text was dropped */
+    uint64_t lineno;
+} line_reader;
+
+/* Read the next line.  Returns 1 with a line, 0 at the end of the input, -1
+ * on a read error, -2 when out of memory. */
+static int next_line(line_reader *r)
+{
+    r->len = 0;
+    r->too_long = 0;
+    int any = 0;
+    for (;;) {
+        if (r->cpos == r->clen) {
+            if (r->eof)
+                break;
+            r->clen = fread(r->chunk, 1, sizeof r->chunk, r->f);
+            r->cpos = 0;
+            if (r->clen == 0) {
+                if (ferror(r->f))
+                    return -1;
+                r->eof = 1;
+                break;
+            }
+        }
+        any = 1;
+        char *start = r->chunk + r->cpos;
+        size_t avail = r->clen - r->cpos;
+        char *nl = memchr(start, '\n', avail);
+        size_t take = nl ? (size_t)(nl - start) : avail;
+        if (!r->too_long && r->len + take > IMPORT_LINE_MAX) {
+            r->too_long = 1;
+        } else if (!r->too_long) {
+            if (r->len + take + 1 > r->cap) {
+                size_t cap = r->cap ? r->cap : 4096;
+                while (cap < r->len + take + 1)
+                    cap *= 2;
+                char *nb = realloc(r->line, cap);
+                if (!nb)
+                    return -2;
+                r->line = nb;
+                r->cap = cap;
+            }
+            memcpy(r->line + r->len, start, take);
+            r->len += take;
+        }
+        r->cpos += take + (nl ? 1 : 0);
+        if (nl)
+            break;
+    }
+    if (!any)
+        return 0;
+    r->lineno++;
+    if (r->too_long) {
+        r->len = 0;
+    } else if (r->len > 0 && r->line[r->len - 1] == '\r') {
+        r->len--;
+    }
+    if (r->line)
+        r->line[r->len] = '\0';
+    return 1;
+}
+
+/* Lines in a regular file, for the progress bar's total (0 when unknown). */
+static uint64_t count_lines(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return 0;
+    }
+    char buf[65536];
+    uint64_t n = 0;
+    size_t got;
+    char last = '\n';
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        for (char *p = buf; (p = memchr(p, '\n', (size_t)(buf + got - p))); p++)
+            n++;
+        last = buf[got - 1];
+    }
+    fclose(f);
+    return n + (last != '\n');
+}
+
+/* ---- base64 (RFC 4648, standard alphabet, padding optional) --------------- */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Decode `len` characters into a malloc'd *out of *out_len bytes.  Returns 0,
+ * -1 when the text is not base64, -2 when out of memory. */
+static int b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
+{
+    while (len > 0 && s[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return -1;
+    unsigned char *buf = malloc(len / 4 * 3 + 3);
+    if (!buf)
+        return -2;
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value((unsigned char)s[i]);
+        if (v < 0) {
+            free(buf);
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    *out = buf;
+    *out_len = n;
+    return 0;
+}
+
+/* ---- one line: a person ----------------------------------------------------- */
+
+/* Why a line was rejected: a machine code and a reason for a person. */
+typedef struct reject {
+    char code[32];
+    char reason[ABIS_ERROR_MESSAGE_MAX + 64];
+    char duplicate_of[ABIS_ID_HEX_LEN + 1]; /* "" unless code is "duplicate" */
+} reject;
+
+static int rejectf(reject *r, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int rejectf(reject *r, const char *code, const char *fmt, ...)
+{
+    snprintf(r->code, sizeof r->code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A person parsed from a line; the strings point into the line's JSON. */
+typedef struct person {
+    const char *segment;
+    const char *ref;
+    abis_template_input tmpl[IMPORT_TEMPLATES_MAX];
+    float *vectors[IMPORT_TEMPLATES_MAX]; /* owned */
+    size_t n_templates;
+    const char *consents[IMPORT_CONSENTS_MAX];
+    size_t n_consents;
+} person;
+
+static void person_free(person *p)
+{
+    for (size_t i = 0; i < p->n_templates; i++)
+        free(p->vectors[i]);
+    p->n_templates = 0;
+}
+
+/* "vector": [numbers] -> a malloc'd float array. */
+static int vector_from_json(json_t *arr, size_t ti, float **out, size_t *n, reject *r)
+{
+    size_t len = json_array_size(arr);
+    if (len == 0)
+        return rejectf(r, "bad_vector", "templates[%zu].vector is empty", ti);
+    float *v = malloc(len * sizeof *v);
+    if (!v)
+        return rejectf(r, "nomem", "out of memory for templates[%zu].vector", ti);
+    for (size_t i = 0; i < len; i++) {
+        json_t *x = json_array_get(arr, i);
+        if (!json_is_number(x)) {
+            free(v);
+            return rejectf(r, "bad_vector", "templates[%zu].vector[%zu] is not a number", ti, i);
+        }
+        double d = json_number_value(x);
+        if (!isfinite(d) || fabs(d) > FLT_MAX) {
+            free(v);
+            return rejectf(r, "bad_vector", "templates[%zu].vector[%zu] is out of float32 range",
+                           ti, i);
+        }
+        v[i] = (float)d;
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+/* "vector_b64": base64 of little-endian float32 -> a malloc'd float array. */
+static int vector_from_b64(json_t *str, size_t ti, float **out, size_t *n, reject *r)
+{
+    unsigned char *bytes;
+    size_t len;
+    int rc = b64_decode(json_string_value(str), json_string_length(str), &bytes, &len);
+    if (rc == -2)
+        return rejectf(r, "nomem", "out of memory for templates[%zu].vector_b64", ti);
+    if (rc != 0)
+        return rejectf(r, "bad_vector", "templates[%zu].vector_b64 is not base64", ti);
+    abis_error err = {0};
+    abis_status st = abis_vector_parse_raw(bytes, len, out, n, &err);
+    free(bytes);
+    if (st != ABIS_OK)
+        return rejectf(r, "bad_vector", "templates[%zu].vector_b64: %s", ti, err.message);
+    if (*n == 0) {
+        free(*out);
+        return rejectf(r, "bad_vector", "templates[%zu].vector_b64 is empty", ti);
+    }
+    return 0;
+}
+
+static int parse_template(json_t *t, size_t ti, person *p, reject *r)
+{
+    if (!json_is_object(t))
+        return rejectf(r, "wrong_type", "templates[%zu] is not an object", ti);
+    const char *key;
+    json_t *val;
+    json_object_foreach(t, key, val)
+    {
+        if (strcmp(key, "modality") && strcmp(key, "vector") && strcmp(key, "vector_b64") &&
+            strcmp(key, "position") && strcmp(key, "quality"))
+            return rejectf(r, "unknown_field", "templates[%zu] has an unknown field '%s'", ti,
+                           key);
+    }
+    abis_template_input *in = &p->tmpl[ti];
+    memset(in, 0, sizeof *in);
+    in->quality = -1.0;
+
+    json_t *m = json_object_get(t, "modality");
+    if (!m)
+        return rejectf(r, "missing_field", "templates[%zu] has no \"modality\"", ti);
+    if (!json_is_string(m))
+        return rejectf(r, "wrong_type", "templates[%zu].modality is not a string", ti);
+    in->modality = json_string_value(m);
+
+    json_t *pos = json_object_get(t, "position");
+    if (pos && !json_is_null(pos)) {
+        if (json_is_integer(pos)) {
+            json_int_t v = json_integer_value(pos);
+            if (v < 0 || v > 10)
+                return rejectf(r, "invalid", "templates[%zu].position %lld is not 0-10", ti,
+                               (long long)v);
+            in->position = (int)v;
+        } else if (json_is_string(pos)) {
+            int v = cli_parse_position(json_string_value(pos));
+            if (v < 0)
+                return rejectf(r, "invalid",
+                               "templates[%zu].position '%s' is not 0-10, 'left' or 'right'", ti,
+                               json_string_value(pos));
+            in->position = v;
+        } else {
+            return rejectf(r, "wrong_type", "templates[%zu].position is not a number", ti);
+        }
+    }
+
+    json_t *q = json_object_get(t, "quality");
+    if (q && !json_is_null(q)) {
+        if (!json_is_number(q))
+            return rejectf(r, "wrong_type", "templates[%zu].quality is not a number", ti);
+        in->quality = json_number_value(q);
+    }
+
+    json_t *vec = json_object_get(t, "vector"), *b64 = json_object_get(t, "vector_b64");
+    if (vec && b64)
+        return rejectf(r, "invalid", "templates[%zu] has both \"vector\" and \"vector_b64\"", ti);
+    float *v = NULL;
+    size_t n = 0;
+    if (vec) {
+        if (!json_is_array(vec))
+            return rejectf(r, "wrong_type", "templates[%zu].vector is not an array", ti);
+        if (vector_from_json(vec, ti, &v, &n, r) != 0)
+            return -1;
+    } else if (b64) {
+        if (!json_is_string(b64))
+            return rejectf(r, "wrong_type", "templates[%zu].vector_b64 is not a string", ti);
+        if (vector_from_b64(b64, ti, &v, &n, r) != 0)
+            return -1;
+    } else {
+        return rejectf(r, "missing_field", "templates[%zu] has no \"vector\" or \"vector_b64\"",
+                       ti);
+    }
+    p->vectors[ti] = v;
+    p->n_templates = ti + 1;
+    in->vector = v;
+    in->dim = n;
+    return 0;
+}
+
+/* Check a line's JSON and fill *p.  Returns 0, or -1 with *r filled. */
+static int parse_person(json_t *root, person *p, reject *r)
+{
+    memset(p, 0, sizeof *p);
+    if (!json_is_object(root))
+        return rejectf(r, "wrong_type", "the line is not a JSON object");
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        if (strcmp(key, "segment") && strcmp(key, "ref") && strcmp(key, "templates") &&
+            strcmp(key, "consents"))
+            return rejectf(r, "unknown_field",
+                           "unknown field '%s' (expected segment, ref, templates, consents)",
+                           key);
+    }
+    json_t *seg = json_object_get(root, "segment");
+    if (!seg)
+        return rejectf(r, "missing_field", "no \"segment\"");
+    if (!json_is_string(seg))
+        return rejectf(r, "wrong_type", "\"segment\" is not a string");
+    p->segment = json_string_value(seg);
+
+    json_t *ref = json_object_get(root, "ref");
+    if (ref && !json_is_null(ref)) {
+        if (!json_is_string(ref))
+            return rejectf(r, "wrong_type", "\"ref\" is not a string");
+        p->ref = json_string_value(ref);
+    }
+
+    json_t *cons = json_object_get(root, "consents");
+    if (cons && !json_is_null(cons)) {
+        if (!json_is_array(cons))
+            return rejectf(r, "wrong_type", "\"consents\" is not an array of purpose names");
+        if (json_array_size(cons) > IMPORT_CONSENTS_MAX)
+            return rejectf(r, "invalid", "more than %d consents", IMPORT_CONSENTS_MAX);
+        for (size_t i = 0; i < json_array_size(cons); i++) {
+            json_t *c = json_array_get(cons, i);
+            if (!json_is_string(c))
+                return rejectf(r, "wrong_type", "consents[%zu] is not a string", i);
+            p->consents[p->n_consents++] = json_string_value(c);
+        }
+    }
+
+    json_t *tm = json_object_get(root, "templates");
+    if (!tm)
+        return rejectf(r, "missing_field", "no \"templates\"");
+    if (!json_is_array(tm))
+        return rejectf(r, "wrong_type", "\"templates\" is not an array");
+    size_t n = json_array_size(tm);
+    if (n == 0)
+        return rejectf(r, "missing_field", "\"templates\" is empty");
+    if (n > IMPORT_TEMPLATES_MAX)
+        return rejectf(r, "invalid", "more than %d templates", IMPORT_TEMPLATES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (parse_template(json_array_get(tm, i), i, p, r) != 0) {
+            person_free(p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the import run ------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct code_count {
+    char code[32];
+    uint64_t n;
+} code_count;
+
+typedef struct import_run {
+    cli_ctx *ctx;
+    FILE *rejects;            /* --rejects FILE, or NULL */
+    const char *rejects_path;
+    abis_progress *progress;
+    uint64_t read, enrolled, rejected, duplicates;
+    code_count codes[32]; /* rejections by code; the last slot collects the rest */
+    size_t n_codes;
+    int rejects_failed;
+} import_run;
+
+static void count_code(import_run *run, const char *code)
+{
+    size_t i;
+    for (i = 0; i < run->n_codes; i++)
+        if (strcmp(run->codes[i].code, code) == 0)
+            break;
+    if (i == run->n_codes) {
+        size_t max = sizeof run->codes / sizeof run->codes[0];
+        if (run->n_codes == max) {
+            i = max - 1;
+            snprintf(run->codes[i].code, sizeof run->codes[i].code, "other");
+        } else {
+            snprintf(run->codes[i].code, sizeof run->codes[i].code, "%s", code);
+            run->n_codes++;
+        }
+    }
+    run->codes[i].n++;
+}
+
+static void record_reject(import_run *run, uint64_t line, const reject *r)
+{
+    run->rejected++;
+    if (strcmp(r->code, "duplicate") == 0)
+        run->duplicates++;
+    count_code(run, r->code);
+    if (run->rejects) {
+        json_t *o = json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "code", r->code,
+                              "reason", r->reason);
+        if (o && r->duplicate_of[0])
+            json_object_set_new(o, "duplicate_of", json_string(r->duplicate_of));
+        if (!o || json_dumpf(o, run->rejects, JSON_COMPACT) != 0 ||
+            fputc('\n', run->rejects) == EOF)
+            run->rejects_failed = 1;
+        json_decref(o);
+    } else if (run->rejected <= IMPORT_STDERR_REJECTS) {
+        abis_progress_clear(run->progress);
+        fprintf(stderr, "abis: line %llu rejected (%s): %s\n", (unsigned long long)line, r->code,
+                r->reason);
+    }
+}
+
+/* Statuses that mean the system, not the line, is at fault: stop the import. */
+static int is_fatal(abis_status st)
+{
+    switch (st) {
+    case ABIS_E_CRYPTO:
+    case ABIS_E_IO:
+    case ABIS_E_STORE:
+    case ABIS_E_SCHEMA:
+    case ABIS_E_NOMEM:
+    case ABIS_E_TAMPER:
+    case ABIS_E_BUSY:
+    case ABIS_E_INTERNAL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Handle one non-blank line.  Returns 0 (enrolled or rejected) or -1 after a
+ * fatal engine error (in *fatal). */
+static int import_line(import_run *run, const char *text, size_t len, uint64_t lineno, int force,
+                       abis_error *fatal)
+{
+    reject r;
+    memset(&r, 0, sizeof r);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        rejectf(&r, "malformed_json", "not valid JSON: %s (column %d)", jerr.text, jerr.column);
+        record_reject(run, lineno, &r);
+        return 0;
+    }
+    person p;
+    if (parse_person(root, &p, &r) != 0) {
+        json_decref(root);
+        record_reject(run, lineno, &r);
+        return 0;
+    }
+    abis_enroll_request req = {
+        .segment = p.segment,
+        .external_ref = p.ref,
+        .templates = p.tmpl,
+        .n_templates = p.n_templates,
+        .consents = p.consents,
+        .n_consents = p.n_consents,
+        .force = force,
+    };
+    abis_enroll_result res;
+    memset(&res, 0, sizeof res);
+    abis_error err = {0};
+    abis_caller c = cli_caller(run->ctx, NULL);
+    abis_status st = abis_subject_enroll(run->ctx->engine, &c, &req, &res, &err);
+    person_free(&p);
+    json_decref(root);
+    if (st == ABIS_OK) {
+        run->enrolled++;
+        return 0;
+    }
+    if (is_fatal(st)) {
+        *fatal = err;
+        return -1;
+    }
+    snprintf(r.code, sizeof r.code, "%s", abis_status_name(st));
+    if (st == ABIS_E_DUPLICATE) {
+        abis_id_to_hex(&res.duplicate_of, r.duplicate_of);
+        snprintf(r.reason, sizeof r.reason, "already enrolled as subject %s", r.duplicate_of);
+    } else {
+        snprintf(r.reason, sizeof r.reason, "%s", err.message[0] ? err.message : r.code);
+    }
+    record_reject(run, lineno, &r);
+    return 0;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static json_t *summary_json(const import_run *run, double secs, int interrupted_run)
+{
+    json_t *codes = json_object();
+    for (size_t i = 0; codes && i < run->n_codes; i++)
+        json_object_set_new(codes, run->codes[i].code, json_integer((json_int_t)run->codes[i].n));
+    return json_pack("{s:I, s:I, s:I, s:I, s:o*, s:f, s:f, s:s?, s:b}", "read",
+                     (json_int_t)run->read, "enrolled", (json_int_t)run->enrolled, "rejected",
+                     (json_int_t)run->rejected, "duplicates", (json_int_t)run->duplicates,
+                     "rejected_by_code", codes, "seconds", secs, "rate",
+                     secs > 0 ? (double)run->read / secs : 0.0, "rejects_file",
+                     run->rejects_path, "interrupted", interrupted_run);
+}
+
+static void summary_print(const import_run *run, double secs, int interrupted_run)
+{
+    printf("import %s: %llu lines read, %llu enrolled, %llu rejected in %.1f s (%.0f lines/s)\n",
+           interrupted_run ? "interrupted" : "finished", (unsigned long long)run->read,
+           (unsigned long long)run->enrolled, (unsigned long long)run->rejected, secs,
+           secs > 0 ? (double)run->read / secs : 0.0);
+    if (run->rejected) {
+        printf("  rejected by reason:");
+        for (size_t i = 0; i < run->n_codes; i++)
+            printf("%s %s %llu", i ? "," : "", run->codes[i].code,
+                   (unsigned long long)run->codes[i].n);
+        printf("\n  duplicates (already enrolled): %llu\n", (unsigned long long)run->duplicates);
+        if (run->rejects_path)
+            printf("  rejected lines written to %s\n", run->rejects_path);
+        else if (run->rejected > IMPORT_STDERR_REJECTS)
+            printf("  (the first %d rejections were shown; --rejects FILE keeps them all)\n",
+                   IMPORT_STDERR_REJECTS);
+    }
+}
+
+int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
+{
+    const char *path = a->pos[0];
+    int from_stdin = strcmp(path, "-") == 0;
+    import_run run;
+    memset(&run, 0, sizeof run);
+    run.ctx = ctx;
+
+    line_reader *lr = calloc(1, sizeof *lr);
+    if (!lr)
+        return cli_failf(ctx, "nomem", "out of memory");
+    lr->f = from_stdin ? stdin : fopen(path, "rb");
+    if (!lr->f) {
+        free(lr);
+        return cli_failf(ctx, "io", "cannot open '%s': %s", path, strerror(errno));
+    }
+    run.rejects_path = cli_arg_get(a, "rejects");
+    if (run.rejects_path) {
+        /* Reasons name subjects and references: not for other users of the machine. */
+        int fd = open(run.rejects_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      S_IRUSR | S_IWUSR);
+        if (fd < 0 || !(run.rejects = fdopen(fd, "w"))) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            if (!from_stdin)
+                fclose(lr->f);
+            free(lr);
+            return cli_failf(ctx, "io", "cannot write '%s': %s", run.rejects_path, strerror(e));
+        }
+    }
+    int force = cli_arg_count(a, "force") > 0;
+
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    if (abis_progress_enabled())
+        run.progress = abis_progress_create("import", from_stdin ? 0 : count_lines(path), "lines");
+    double t0 = mono_s();
+    abis_error fatal = {0};
+    int stop = 0;
+    while (!stop && !interrupted) {
+        int got = next_line(lr);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            abis_error_set(&fatal, got == -2 ? ABIS_E_NOMEM : ABIS_E_IO, "%s '%s' after line %llu",
+                           got == -2 ? "out of memory reading" : "read error in",
+                           from_stdin ? "standard input" : path,
+                           (unsigned long long)lr->lineno);
+            stop = 1;
+            break;
+        }
+        size_t skip = 0;
+        while (skip < lr->len && strchr(" \t\r\f\v", lr->line[skip]))
+            skip++;
+        if (!lr->too_long && skip == lr->len)
+            continue; /* blank lines are not people */
+        run.read++;
+        if (lr->too_long) {
+            reject r;
+            memset(&r, 0, sizeof r);
+            rejectf(&r, "line_too_long", "the line is longer than %zu MiB",
+                    IMPORT_LINE_MAX >> 20);
+            record_reject(&run, lr->lineno, &r);
+        } else if (import_line(&run, lr->line + skip, lr->len - skip, lr->lineno, force,
+                               &fatal) != 0) {
+            abis_error_prefix(&fatal, "line %llu", (unsigned long long)lr->lineno);
+            stop = 1;
+        }
+        abis_progress_update(run.progress, lr->lineno);
+    }
+    double secs = mono_s() - t0;
+    int was_interrupted = interrupted != 0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (stop || was_interrupted)
+        abis_progress_destroy(run.progress);
+    else
+        abis_progress_finish(run.progress);
+    run.progress = NULL;
+
+    uint64_t last_line = lr->lineno;
+    if (!from_stdin)
+        fclose(lr->f);
+    free(lr->line);
+    free(lr);
+    if (run.rejects && fclose(run.rejects) != 0)
+        run.rejects_failed = 1;
+    if (run.rejects_failed)
+        fprintf(stderr, "abis: could not write every rejected line to '%s'\n", run.rejects_path);
+
+    if (stop) {
+        if (!ctx->json)
+            summary_print(&run, secs, 1);
+        return cli_fail_with(ctx, &fatal, ctx->json ? summary_json(&run, secs, 1) : NULL);
+    }
+    if (ctx->json) {
+        if (cli_json_print(summary_json(&run, secs, was_interrupted)) != 0)
+            return CLI_EXIT_ERROR;
+    } else {
+        summary_print(&run, secs, was_interrupted);
+    }
+    if (was_interrupted) {
+        fprintf(stderr, "abis: import interrupted after line %llu\n",
+                (unsigned long long)last_line);
+        return CLI_EXIT_ERROR;
+    }
+    return run.rejected || run.rejects_failed ? CLI_EXIT_NO : CLI_EXIT_OK;
+}
