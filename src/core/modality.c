@@ -1,0 +1,31 @@
+/* modality.c: the registry of modality kinds (see modality.h). */
+#include "core/modality.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const abis_modality_kind abis_modality_vector;
+
+static const abis_modality_kind *const kinds[] = {&abis_modality_vector};
+
+const abis_modality_kind *abis_modality_kind_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (name && strcmp(kinds[i]->kind, name) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+const char *abis_modality_kind_names(void)
+{
+    return "vector";
+}
+
+void abis_modality_free_template(unsigned char *tmpl, size_t len)
+{
+    if (tmpl) {
+        sodium_memzero(tmpl, len);
+        free(tmpl);
+    }
+}

@@ -1,0 +1,296 @@
+/*
+ * segstate.c: the in-memory state of one segment -- subject slots, the
+ * liveness, consent and lock bitsets, and the galleries -- built from the
+ * store when first needed and kept in step by the operations after each commit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_internal.h"
+
+void segstate_free(segstate *s)
+{
+    abis_idmap_free(&s->slots);
+    free(s->slot_ids);
+    abis_bitset_free(&s->live);
+    abis_bitset_free(&s->lock_all);
+    for (size_t i = 0; i < s->n_purpose_sets; i++)
+        abis_bitset_free(&s->consent[i]);
+    free(s->consent);
+    for (size_t i = 0; i < s->n_modality_sets; i++) {
+        abis_bitset_free(&s->lock_mod[i]);
+        abis_gallery_destroy(s->gallery[i]);
+    }
+    free(s->lock_mod);
+    free(s->gallery);
+    s->consent = NULL;
+    s->lock_mod = NULL;
+    s->gallery = NULL;
+    s->slot_ids = NULL;
+    s->n_purpose_sets = s->n_modality_sets = s->n_slots = s->cap_slots = 0;
+    s->loaded = 0;
+}
+
+/* Make room for per-purpose and per-modality sets up to the registry's size
+ * (purposes and modalities can be added while a segment is loaded). */
+static abis_status ensure_sets(segstate *s, size_t n_purposes, size_t n_mods, abis_error *err)
+{
+    if (n_purposes > s->n_purpose_sets) {
+        abis_bitset *n = realloc(s->consent, n_purposes * sizeof *n);
+        if (!n)
+            return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        memset(n + s->n_purpose_sets, 0, (n_purposes - s->n_purpose_sets) * sizeof *n);
+        s->consent = n;
+        s->n_purpose_sets = n_purposes;
+    }
+    if (n_mods > s->n_modality_sets) {
+        abis_bitset *l = realloc(s->lock_mod, n_mods * sizeof *l);
+        if (!l)
+            return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        s->lock_mod = l;
+        abis_gallery **g = realloc(s->gallery, n_mods * sizeof *g);
+        if (!g)
+            return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        s->gallery = g;
+        memset(l + s->n_modality_sets, 0, (n_mods - s->n_modality_sets) * sizeof *l);
+        memset(g + s->n_modality_sets, 0, (n_mods - s->n_modality_sets) * sizeof *g);
+        s->n_modality_sets = n_mods;
+    }
+    return ABIS_OK;
+}
+
+abis_status segstate_add_subject(segstate *s, const abis_id *subject, uint32_t *slot,
+                                 abis_error *err)
+{
+    if (s->n_slots == s->cap_slots) {
+        size_t ncap = s->cap_slots ? s->cap_slots * 2 : 1024;
+        abis_id *n = realloc(s->slot_ids, ncap * sizeof *n);
+        if (!n)
+            return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        s->slot_ids = n;
+        s->cap_slots = ncap;
+    }
+    uint32_t at = (uint32_t)s->n_slots;
+    if (abis_idmap_put(&s->slots, subject->bytes, at) != 0 || abis_bitset_set(&s->live, at) != 0)
+        return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    s->slot_ids[at] = *subject;
+    s->n_slots++;
+    *slot = at;
+    return ABIS_OK;
+}
+
+int64_t segstate_slot(const segstate *s, const abis_id *subject)
+{
+    uint32_t v;
+    return abis_idmap_get(&s->slots, subject->bytes, &v) ? (int64_t)v : -1;
+}
+
+abis_status segstate_set_consent(segstate *s, size_t purpose_index, uint32_t slot, int granted,
+                                 abis_error *err)
+{
+    if (purpose_index >= s->n_purpose_sets) {
+        abis_status st = ensure_sets(s, purpose_index + 1, s->n_modality_sets, err);
+        if (st != ABIS_OK)
+            return st;
+    }
+    if (granted) {
+        if (abis_bitset_set(&s->consent[purpose_index], slot) != 0)
+            return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    } else {
+        abis_bitset_clear(&s->consent[purpose_index], slot);
+    }
+    return ABIS_OK;
+}
+
+abis_status segstate_set_lock(segstate *s, size_t mod_index, int all, uint32_t slot, int locked,
+                              abis_error *err)
+{
+    abis_bitset *b;
+    if (all) {
+        b = &s->lock_all;
+    } else {
+        if (mod_index >= s->n_modality_sets) {
+            abis_status st = ensure_sets(s, s->n_purpose_sets, mod_index + 1, err);
+            if (st != ABIS_OK)
+                return st;
+        }
+        b = &s->lock_mod[mod_index];
+    }
+    if (locked) {
+        if (abis_bitset_set(b, slot) != 0)
+            return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    } else {
+        abis_bitset_clear(b, slot);
+    }
+    return ABIS_OK;
+}
+
+void segstate_remove_subject(segstate *s, const abis_id *subject)
+{
+    int64_t slot = segstate_slot(s, subject);
+    if (slot < 0)
+        return;
+    abis_bitset_clear(&s->live, (size_t)slot);
+    abis_bitset_clear(&s->lock_all, (size_t)slot);
+    for (size_t i = 0; i < s->n_purpose_sets; i++)
+        abis_bitset_clear(&s->consent[i], (size_t)slot);
+    for (size_t i = 0; i < s->n_modality_sets; i++) {
+        abis_bitset_clear(&s->lock_mod[i], (size_t)slot);
+        if (s->gallery[i])
+            s->gallery[i]->ops->remove_slot(s->gallery[i], (uint32_t)slot);
+    }
+    abis_idmap_del(&s->slots, subject->bytes);
+    /* The slot itself is not reused: its bits are clear everywhere. */
+}
+
+typedef struct load_ctx {
+    abis_engine *e;
+    segstate *s;
+    abis_error *err;
+    abis_status st;
+} load_ctx;
+
+static int load_subject(const abis_subject_rec *r, void *ctx)
+{
+    load_ctx *l = ctx;
+    uint32_t slot;
+    l->st = segstate_add_subject(l->s, &r->id, &slot, l->err);
+    return l->st != ABIS_OK;
+}
+
+static int load_consent(const abis_consent_rec *r, void *ctx)
+{
+    load_ctx *l = ctx;
+    size_t pi;
+    int64_t slot = segstate_slot(l->s, &r->subject_id);
+    if (!r->granted || slot < 0 || !engine_purpose_by_id(l->e, r->purpose_id, &pi))
+        return 0;
+    l->st = segstate_set_consent(l->s, pi, (uint32_t)slot, 1, l->err);
+    return l->st != ABIS_OK;
+}
+
+static int load_lock(const abis_lock_rec *r, void *ctx)
+{
+    load_ctx *l = ctx;
+    size_t mi = 0;
+    int64_t slot = segstate_slot(l->s, &r->subject_id);
+    if (slot < 0 || (r->modality_id != 0 && !engine_modality_by_id(l->e, r->modality_id, &mi)))
+        return 0;
+    l->st = segstate_set_lock(l->s, mi, r->modality_id == 0, (uint32_t)slot, 1, l->err);
+    return l->st != ABIS_OK;
+}
+
+abis_status segstate_load(abis_engine *e, segstate *s, abis_error *err)
+{
+    abis_status st = ensure_sets(s, e->n_purposes, e->n_mods, err);
+    if (st != ABIS_OK || s->loaded)
+        return st;
+    abis_store *store = e->store;
+    load_ctx l = {e, s, err, ABIS_OK};
+    st = store->ops->subject_scan(store, s->rec.id, load_subject, &l, err);
+    if (st == ABIS_OK)
+        st = l.st;
+    if (st == ABIS_OK)
+        st = store->ops->consent_scan_granted(store, s->rec.id, load_consent, &l, err);
+    if (st == ABIS_OK)
+        st = l.st;
+    if (st == ABIS_OK)
+        st = store->ops->lock_scan(store, s->rec.id, load_lock, &l, err);
+    if (st == ABIS_OK)
+        st = l.st;
+    if (st != ABIS_OK) {
+        segstate_free(s);
+        return st;
+    }
+    s->loaded = 1;
+    return ABIS_OK;
+}
+
+typedef struct gallery_ctx {
+    abis_engine *e;
+    segstate *s;
+    modality_entry *m;
+    abis_gallery *g;
+    unsigned char *buf;
+    size_t cap;
+    abis_error *err;
+    abis_status st;
+} gallery_ctx;
+
+/* Unseal one stored template and add it to the gallery being built. */
+static int load_template(const abis_template_rec *r, void *ctx)
+{
+    gallery_ctx *l = ctx;
+    int64_t slot = segstate_slot(l->s, &r->subject_id);
+    if (slot < 0)
+        return 0;
+    if (r->sealed_len < ABIS_SEAL_OVERHEAD || r->sealed_len - ABIS_SEAL_OVERHEAD > l->cap) {
+        l->st = abis_error_set(l->err, ABIS_E_STORE, "a stored '%s' template has a bad size",
+                               l->m->rec.name);
+        return 1;
+    }
+    size_t len = r->sealed_len - ABIS_SEAL_OVERHEAD;
+    abis_key k;
+    unsigned char ad[32];
+    engine_template_ad(&r->subject_id, &r->id, ad);
+    l->st = engine_subject_key(l->e, &r->subject_id, l->s->rec.id, &k, l->err);
+    if (l->st == ABIS_OK)
+        l->st = abis_unseal(&k, r->sealed, r->sealed_len, ad, sizeof ad, l->buf, l->err);
+    abis_key_wipe(&k);
+    if (l->st == ABIS_OK && !l->m->kind->canonical_ok(&l->m->rec, l->buf, len))
+        l->st = abis_error_set(l->err, ABIS_E_STORE, "a stored '%s' template is malformed",
+                               l->m->rec.name);
+    if (l->st == ABIS_OK)
+        l->st = l->g->ops->add(l->g, &r->id, (uint32_t)slot, l->buf, len, l->err);
+    return l->st != ABIS_OK;
+}
+
+abis_status segstate_gallery(abis_engine *e, segstate *s, size_t mod_index, abis_gallery **out,
+                             abis_error *err)
+{
+    abis_status st = segstate_load(e, s, err);
+    if (st != ABIS_OK)
+        return st;
+    if (s->gallery[mod_index]) {
+        *out = s->gallery[mod_index];
+        return ABIS_OK;
+    }
+    modality_entry *m = &e->mods[mod_index];
+    gallery_ctx l = {e, s, m, NULL, NULL, 0, err, ABIS_OK};
+    st = m->kind->gallery_create(&m->rec, &l.g, err);
+    if (st != ABIS_OK)
+        return st;
+    l.cap = 1 << 20; /* the largest canonical template we hold (1 MiB) */
+    l.buf = malloc(l.cap);
+    if (!l.buf)
+        st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    if (st == ABIS_OK)
+        st = e->store->ops->template_scan(e->store, s->rec.id, m->rec.id, load_template, &l, err);
+    if (st == ABIS_OK)
+        st = l.st;
+    if (l.buf)
+        abis_modality_free_template(l.buf, l.cap);
+    if (st != ABIS_OK) {
+        abis_gallery_destroy(l.g);
+        return abis_error_prefix(err, "building the '%s' gallery of segment '%s'", m->rec.name,
+                                 s->rec.name);
+    }
+    s->gallery[mod_index] = l.g;
+    *out = l.g;
+    return ABIS_OK;
+}
+
+abis_status segstate_filter(segstate *s, const abis_purpose_rec *p, size_t purpose_index,
+                            size_t mod_index, abis_bitset *out, abis_error *err)
+{
+    /* Consent bits are set only for live subjects (deletion clears them). */
+    const abis_bitset *base = &s->live;
+    if (p && p->basis == ABIS_BASIS_CONSENT)
+        base = purpose_index < s->n_purpose_sets ? &s->consent[purpose_index] : NULL;
+    abis_bitset empty = {0};
+    if (abis_bitset_andnot(out, base ? base : &empty, &s->lock_all) != 0)
+        return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    if (mod_index < s->n_modality_sets)
+        abis_bitset_andnot_inplace(out, &s->lock_mod[mod_index]);
+    return ABIS_OK;
+}
