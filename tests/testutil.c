@@ -1,4 +1,5 @@
 /* testutil.c: shared test helpers (see testutil.h). */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
 #include <errno.h>

@@ -26,7 +26,18 @@ abis_status abis_error_prefix(abis_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    /* prefix ": " old, cut to fit the message buffer. */
+    size_t cap = sizeof err->message, n = strnlen(prefix, cap - 1);
+    memcpy(err->message, prefix, n);
+    if (n + 2 < cap) {
+        memcpy(err->message + n, ": ", 2);
+        n += 2;
+    }
+    size_t rest = strnlen(old, sizeof old);
+    if (rest > cap - 1 - n)
+        rest = cap - 1 - n;
+    memcpy(err->message + n, old, rest);
+    err->message[n + rest] = '\0';
     return err->status;
 }
 
