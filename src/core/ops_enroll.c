@@ -396,7 +396,7 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
                 st = s->ops->template_delete(s, &rc.ids[i], err);
             if (st == ABIS_OK)
                 st = insert_templates(e, subject, &dk, p, 1, abis_now_ms(), err);
-            char hex[ABIS_ID_HEX_LEN + 1], detail[96];
+            char hex[ABIS_ID_HEX_LEN + 1], detail[192];
             abis_id_to_hex(subject, hex);
             snprintf(detail, sizeof detail, "modality %s, %zu replaced%s", p[0].m->rec.name, rc.n,
                      dup ? ", forced despite a match with another subject" : "");
