@@ -397,10 +397,19 @@ abis_status abis_store_init(const char *data_dir, abis_error *err)
         return st;
     if (!data_dir || !*data_dir)
         return abis_error_set(err, ABIS_E_INVALID, "no data directory given");
+    char path[4200];
+    /* mkdir -p: parents with the default mode, the data directory itself 0700. */
+    snprintf(path, sizeof path, "%s", data_dir);
+    for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return abis_error_set(err, ABIS_E_IO, "cannot create directory %s: %s", path,
+                                  strerror(errno));
+        *slash = '/';
+    }
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
         return abis_error_set(err, ABIS_E_IO, "cannot create data directory %s: %s", data_dir,
                               strerror(errno));
-    char path[4200];
     snprintf(path, sizeof path, "%s/abis.db", data_dir);
     if (access(path, F_OK) == 0)
         return abis_error_set(err, ABIS_E_EXISTS, "%s already holds a store (%s)", data_dir,
