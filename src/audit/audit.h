@@ -2,10 +2,10 @@
  * audit.h: the append-only, hash-chained, checkpoint-signed audit log.
  *
  * Each entry's hash is BLAKE2b-256(prev_hash || canonical encoding of the
- * entry) (docs/FORMATS.md, "Audit entry"); the first entry's prev_hash is 32
+ * entry) (docs/formats-audit.md); the first entry's prev_hash is 32
  * zero bytes.  Every ABIS_AUDIT_CHECKPOINT_EVERY entries, and when the engine
  * closes, the chain head is sealed by an Ed25519 signature over
- * "abis-audit-checkpoint-v1" || seq (8 bytes big-endian) || head, stored as a
+ * "abis-audit-checkpoint-v1" || seq || at (8 bytes big-endian each) || head, stored as a
  * checkpoint in the data store, and the latest sealed (seq, head) is also
  * written to the key store file, so that truncating the data store's log
  * below it is detected even though the data store alone was edited.
@@ -52,7 +52,7 @@ void abis_audit_entry_hash(const abis_audit_rec *r, unsigned char out[ABIS_HASH_
 abis_status abis_audit_check(abis_audit *a, const unsigned char pk[ABIS_SIGN_PK_BYTES],
                              abis_audit_report *report, abis_error *err);
 
-/* Write every entry as one JSON object a line (seq, at, actor, operation,
+/* Write every entry as one JSON object a line (seq, at, time, actor, operation,
  * segment, subject, purpose, outcome, decision, detail, prev_hash, hash). */
 abis_status abis_audit_write_jsonl(abis_audit *a, FILE *out, abis_error *err);
 
