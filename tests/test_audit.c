@@ -201,8 +201,8 @@ static sqlite3 *attacker_open(fx *f)
         snprintf(names[n++], sizeof names[0], "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     for (int i = 0; i < n; i++) {
-        char q[256];
-        snprintf(q, sizeof q, "DROP TRIGGER \"%s\"", names[i]);
+        char q[sizeof names[0] + 32];
+        snprintf(q, sizeof q, "DROP TRIGGER \"%.127s\"", names[i]);
         sql(db, q);
     }
     return db;
