@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 extern char **environ;
 
@@ -802,6 +803,54 @@ static void test_audit_verify_export_pubkey(void **state)
     run_free(&r);
 }
 
+/* Edit one audit entry behind the engine's back (the store's append-only
+ * triggers dropped first, as an attacker with file access would). */
+static void tamper_audit(const char *dir)
+{
+    char db_path[4200];
+    snprintf(db_path, sizeof db_path, "%s/abis.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db,
+                          "DROP TRIGGER IF EXISTS audit_no_update;"
+                          "UPDATE audit SET actor = 'operator:mallory' WHERE seq = 1;",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("could not tamper with %s (has the audit table changed?): %s", db_path, msg);
+    sqlite3_close(db);
+}
+
+static void test_audit_verify_finds_an_edited_entry(void **state)
+{
+    (void)state;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tampered", tmp);
+    run_result r;
+    run(&r, "init", dir, NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+    run(&r, "--data", dir, "segment", "add", "x", NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+    run(&r, "--data", dir, "audit", "verify", NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+
+    tamper_audit(dir);
+    run(&r, "--data", dir, "audit", "verify", NULL);
+    assert_exit(&r, 1);
+    assert_non_null(strstr(r.out, "BROKEN at entry 1"));
+    run_free(&r);
+    run(&r, "--data", dir, "--json", "audit", "verify", NULL);
+    assert_exit(&r, 1);
+    json_t *j = parse_json(r.out);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(j, "first_bad_seq")), 1);
+    json_decref(j);
+    run_free(&r);
+}
+
 /* ---- import -------------------------------------------------------------------------------- */
 
 static void write_person_line(FILE *f, const char *segment, const char *ref, uint64_t person,
@@ -960,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_subject_show_has_no_vector_data),
         cmocka_unit_test(test_template_add_to_subject),
         cmocka_unit_test(test_audit_verify_export_pubkey),
+        cmocka_unit_test(test_audit_verify_finds_an_edited_entry),
         cmocka_unit_test(test_import_rejects_bad_lines_and_goes_on),
         cmocka_unit_test(test_import_reasons_on_stderr_and_clean_run_exits_0),
     };

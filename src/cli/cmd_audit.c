@@ -36,7 +36,8 @@ int cli_cmd_audit_verify(cli_ctx *ctx, const cli_args *a)
                (unsigned long long)r.entries, (unsigned long long)r.checkpoints,
                (unsigned long long)r.unsealed);
     } else {
-        printf("audit log BROKEN at entry %lld: %s\n(%llu entries and %llu checkpoints checked)\n",
+        printf("audit log BROKEN at entry %lld\n  problem: %s\n  checked: %llu entries and %llu "
+               "checkpoints\n",
                (long long)r.first_bad_seq, r.problem[0] ? r.problem : "(no detail)",
                (unsigned long long)r.entries, (unsigned long long)r.checkpoints);
     }

@@ -566,14 +566,16 @@ static double mono_s(void)
 
 static json_t *summary_json(const import_run *run, double secs, int interrupted_run)
 {
+    /* Milliseconds and tenths of a line a second are all the precision that means anything. */
+    double rate = secs > 0 ? round((double)run->read / secs * 10.0) / 10.0 : 0.0;
+    secs = round(secs * 1000.0) / 1000.0;
     json_t *codes = json_object();
     for (size_t i = 0; codes && i < run->n_codes; i++)
         json_object_set_new(codes, run->codes[i].code, json_integer((json_int_t)run->codes[i].n));
     return json_pack("{s:I, s:I, s:I, s:I, s:o*, s:f, s:f, s:s?, s:b}", "read",
                      (json_int_t)run->read, "enrolled", (json_int_t)run->enrolled, "rejected",
                      (json_int_t)run->rejected, "duplicates", (json_int_t)run->duplicates,
-                     "rejected_by_code", codes, "seconds", secs, "rate",
-                     secs > 0 ? (double)run->read / secs : 0.0, "rejects_file",
+                     "rejected_by_code", codes, "seconds", secs, "rate", rate, "rejects_file",
                      run->rejects_path, "interrupted", interrupted_run);
 }
 

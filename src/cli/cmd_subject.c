@@ -69,9 +69,12 @@ int cli_cmd_enroll(cli_ctx *ctx, const cli_args *a)
 
     char id[ABIS_ID_HEX_LEN + 1];
     abis_id_to_hex(&res.subject_id, id);
-    if (ctx->json)
-        return print_json(json_pack("{s:s, s:s?}", "subject_id", id, "duplicate_of",
-                                    res.duplicate ? dup : NULL));
+    if (ctx->json) {
+        json_t *o = json_pack("{s:s}", "subject_id", id);
+        if (o && res.duplicate)
+            json_object_set_new(o, "duplicate_of", json_string(dup));
+        return print_json(o);
+    }
     printf("%s\n", id);
     if (res.duplicate) {
         fflush(stdout);

@@ -364,7 +364,7 @@ static int open_engine(cli_ctx *ctx)
     ctx->engine = NULL;
     char db[4096];
     snprintf(db, sizeof db, "%s/abis.db", ctx->data_dir);
-    if (access(db, F_OK) != 0) {
+    if (access(db, F_OK) != 0 && !strstr(err.message, "abis init")) {
         return cli_failf(ctx, abis_status_name(err.status),
                          "cannot open the data directory '%s': %s (no store there yet? create "
                          "one with 'abis init %s', or point --data or $ABIS_DATA at one)",
@@ -445,9 +445,13 @@ int main(int argc, char **argv)
     ctx.cmd = cmd;
     i++;
 
+    if (help) { /* "abis help CMD" or "abis --help CMD": the rest of the line does not matter */
+        print_command_help(stdout, cmd);
+        return CLI_EXIT_OK;
+    }
     cli_args args;
     int rc = cli_args_parse(&ctx, cmd, argc - i, argv + i, &args);
-    if (rc != 0 || help) {
+    if (rc != 0) {
         cli_args_free(&args);
         if (rc < 0)
             return CLI_EXIT_ERROR;

@@ -80,7 +80,8 @@ static void draw(abis_progress *p, double now)
     format_duration(elapsed, spent);
     if (p->total) {
         double frac = p->done >= p->total ? 1.0 : (double)p->done / (double)p->total;
-        if (rate > 0 && p->done < p->total)
+        /* Under half a second the rate says little about the time left. */
+        if (rate > 0 && p->done < p->total && elapsed >= 0.5)
             format_duration((double)(p->total - p->done) / rate, eta);
         else
             snprintf(eta, sizeof eta, p->done >= p->total ? "0:00" : "--:--");
