@@ -632,8 +632,14 @@ static void test_deletion_is_real_even_for_a_copy_of_the_store(void **state)
     assert_status(s->ops->key_scan(s, try_key, &t, &err), ABIS_OK, &err);
     assert_int_equal(t.tried, 5); /* every remaining key was tried */
     assert_false(t.opened);       /* and none opens the deleted subject's template */
-    /* Nor do the keys' bytes survive in the key store file. */
     abis_store_close(s);
+    /* The live store files no longer hold the ciphertext either: secure_delete
+     * and the WAL checkpoint overwrote it. */
+    const char *files[] = {"abis.db", "abis.db-wal", "keys.db", "keys.db-wal"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(from, sizeof from, "%s/%s", f->dir, files[i]);
+        assert_false(abis_test_file_contains(from, sealed.blob + ABIS_NONCE_BYTES, 32));
+    }
     free(sealed.blob);
     abis_test_rmdir(copy);
     reopen(f);
