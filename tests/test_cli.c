@@ -807,7 +807,7 @@ static void test_audit_verify_export_pubkey(void **state)
  * triggers dropped first, as an attacker with file access would). */
 static void tamper_audit(const char *dir)
 {
-    char db_path[4200];
+    char db_path[4300];
     snprintf(db_path, sizeof db_path, "%s/abis.db", dir);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
