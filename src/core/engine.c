@@ -102,21 +102,18 @@ abis_status audit_in_txn(abis_engine *e, const abis_caller *c, const audit_event
     return abis_audit_append(&e->audit, &r, err);
 }
 
+static abis_status write_nothing(abis_engine *e, void *arg, abis_error *err)
+{
+    (void)e, (void)arg, (void)err;
+    return ABIS_OK;
+}
+
 abis_status audit_event_write(abis_engine *e, const abis_caller *c, const audit_event *ev,
                               abis_error *err)
 {
     if (e->read_only)
         return ABIS_OK;
-    abis_store *s = e->store;
-    abis_status st = s->ops->begin(s, err);
-    if (st != ABIS_OK)
-        return st;
-    st = audit_in_txn(e, c, ev, err);
-    if (st == ABIS_OK)
-        st = s->ops->commit(s, err);
-    if (st != ABIS_OK)
-        s->ops->rollback(s);
-    return st;
+    return engine_write_audited(e, c, write_nothing, NULL, ev, err);
 }
 
 abis_status audit_refusal(abis_engine *e, const abis_caller *c, const char *operation,
@@ -352,6 +349,27 @@ abis_status engine_subject_key(abis_engine *e, const abis_id *subject, int64_t s
     return st;
 }
 
+abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r,
+                                   int64_t segment_id, const modality_entry *m,
+                                   unsigned char *buf, size_t cap, size_t *len, abis_error *err)
+{
+    if (r->sealed_len <= ABIS_SEAL_OVERHEAD || r->sealed_len - ABIS_SEAL_OVERHEAD > cap)
+        return abis_error_set(err, ABIS_E_STORE, "a stored '%s' template has a bad size",
+                              m->rec.name);
+    *len = r->sealed_len - ABIS_SEAL_OVERHEAD;
+    abis_key k;
+    unsigned char ad[32];
+    engine_template_ad(&r->subject_id, &r->id, ad);
+    abis_status st = engine_subject_key(e, &r->subject_id, segment_id, &k, err);
+    if (st == ABIS_OK)
+        st = abis_unseal(&k, r->sealed, r->sealed_len, ad, sizeof ad, buf, err);
+    abis_key_wipe(&k);
+    if (st == ABIS_OK && !m->kind->canonical_ok(&m->rec, buf, *len))
+        st = abis_error_set(err, ABIS_E_STORE, "a stored '%s' template is malformed",
+                            m->rec.name);
+    return st;
+}
+
 /* ---- init, open, close --------------------------------------------------- */
 
 static void engine_free(abis_engine *e)
@@ -523,11 +541,63 @@ void abis_engine_close(abis_engine *e)
 
 /* ---- registry operations ------------------------------------------------- */
 
+abis_status engine_write_audited(abis_engine *e, const abis_caller *c, engine_write_fn write,
+                                 void *arg, const audit_event *ev, abis_error *err)
+{
+    abis_store *s = e->store;
+    abis_status st = s->ops->begin(s, err);
+    if (st != ABIS_OK)
+        return st;
+    st = write(e, arg, err);
+    if (st == ABIS_OK)
+        st = audit_in_txn(e, c, ev, err);
+    if (st == ABIS_OK)
+        st = s->ops->commit(s, err);
+    if (st != ABIS_OK)
+        s->ops->rollback(s);
+    return st;
+}
+
+static abis_status write_segment_add(abis_engine *e, void *arg, abis_error *err)
+{
+    return e->store->ops->segment_add(e->store, arg, err);
+}
+
+static abis_status write_purpose_add(abis_engine *e, void *arg, abis_error *err)
+{
+    return e->store->ops->purpose_add(e->store, arg, err);
+}
+
+static abis_status write_modality_add(abis_engine *e, void *arg, abis_error *err)
+{
+    return e->store->ops->modality_add(e->store, arg, err);
+}
+
+typedef struct calib_arg {
+    int64_t modality_id;
+    const char *json;
+} calib_arg;
+
+static abis_status write_calibration(abis_engine *e, void *arg, abis_error *err)
+{
+    calib_arg *a = arg;
+    return e->store->ops->calibration_set(e->store, a->modality_id, a->json, err);
+}
+
+typedef struct meta_arg {
+    const char *key, *value;
+} meta_arg;
+
+static abis_status write_meta(abis_engine *e, void *arg, abis_error *err)
+{
+    meta_arg *a = arg;
+    return e->store->ops->meta_set(e->store, a->key, a->value, err);
+}
+
 abis_status abis_segment_add(abis_engine *e, const abis_caller *c, const char *name,
                              abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
-    abis_store *s = e->store;
     abis_segment_rec r = {0};
     abis_status st = engine_refuse_if_read_only(e, err);
     if (st == ABIS_OK)
@@ -537,17 +607,8 @@ abis_status abis_segment_add(abis_engine *e, const abis_caller *c, const char *n
     if (st == ABIS_OK) {
         snprintf(r.name, sizeof r.name, "%s", name);
         r.created_at = abis_now_ms();
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            st = s->ops->segment_add(s, &r, err);
-            audit_event ev = {.operation = "segment.add", .segment = name};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        audit_event ev = {.operation = "segment.add", .segment = name};
+        st = engine_write_audited(e, c, write_segment_add, &r, &ev, err);
     }
     if (st == ABIS_OK)
         st = add_segment_entry(e, &r, err);
@@ -579,7 +640,6 @@ abis_status abis_purpose_add(abis_engine *e, const abis_caller *c, const abis_pu
                              abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
-    abis_store *s = e->store;
     abis_purpose_rec r;
     memset(&r, 0, sizeof r);
     abis_status st = engine_refuse_if_read_only(e, err);
@@ -611,19 +671,10 @@ abis_status abis_purpose_add(abis_engine *e, const abis_caller *c, const abis_pu
         snprintf(r.description, sizeof r.description, "%s",
                  def->description ? def->description : "");
         r.created_at = abis_now_ms();
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            st = s->ops->purpose_add(s, &r, err);
-            audit_event ev = {.operation = "purpose.add",
-                              .purpose = def->name,
-                              .detail = r.basis == ABIS_BASIS_STATUTORY ? "statutory" : "consent"};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        audit_event ev = {.operation = "purpose.add",
+                          .purpose = def->name,
+                          .detail = r.basis == ABIS_BASIS_STATUTORY ? "statutory" : "consent"};
+        st = engine_write_audited(e, c, write_purpose_add, &r, &ev, err);
     }
     if (st == ABIS_OK)
         st = add_purpose_entry(e, &r, err);
@@ -658,7 +709,6 @@ abis_status abis_modality_add(abis_engine *e, const abis_caller *c, const char *
                               const char *kind_name, int dim, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
-    abis_store *s = e->store;
     abis_modality_rec r;
     memset(&r, 0, sizeof r);
     const abis_modality_kind *kind = abis_modality_kind_find(kind_name);
@@ -678,17 +728,8 @@ abis_status abis_modality_add(abis_engine *e, const abis_caller *c, const char *
     if (st == ABIS_OK && engine_modality(e, name, NULL))
         st = abis_error_set(err, ABIS_E_EXISTS, "modality '%s' already exists", name);
     if (st == ABIS_OK) {
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            st = s->ops->modality_add(s, &r, err);
-            audit_event ev = {.operation = "modality.add", .detail = name};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        audit_event ev = {.operation = "modality.add", .detail = name};
+        st = engine_write_audited(e, c, write_modality_add, &r, &ev, err);
     }
     if (st == ABIS_OK)
         st = add_modality_entry(e, &r, err);
@@ -722,7 +763,6 @@ abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, 
                                           const char *json, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
-    abis_store *s = e->store;
     abis_calibration *calib = NULL;
     modality_entry *m = engine_modality(e, name, NULL);
     abis_status st = engine_refuse_if_read_only(e, err);
@@ -732,18 +772,10 @@ abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, 
     if (st == ABIS_OK)
         st = abis_calibration_parse(json ? json : "", &calib, err);
     if (st == ABIS_OK) {
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            st = s->ops->calibration_set(s, m->rec.id, json, err);
-            audit_event ev = {.operation = "modality.calibrate",
-                              .detail = abis_calibration_model(calib)};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        audit_event ev = {.operation = "modality.calibrate",
+                          .detail = abis_calibration_model(calib)};
+        calib_arg arg = {m->rec.id, json};
+        st = engine_write_audited(e, c, write_calibration, &arg, &ev, err);
     }
     if (st == ABIS_OK) {
         abis_calibration_free(m->calib);
@@ -759,7 +791,6 @@ abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, 
 abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
-    abis_store *s = e->store;
     char buf[64];
     snprintf(buf, sizeof buf, "%.17g", fmr);
     abis_status st = engine_refuse_if_read_only(e, err);
@@ -767,17 +798,9 @@ abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr,
         st = abis_error_set(err, ABIS_E_INVALID,
                             "dedup false match rate %g must be above 0 and below 1", fmr);
     if (st == ABIS_OK) {
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            st = s->ops->meta_set(s, "dedup_fmr", buf, err);
-            audit_event ev = {.operation = "dedup.set", .detail = buf};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        audit_event ev = {.operation = "dedup.set", .detail = buf};
+        meta_arg arg = {"dedup_fmr", buf};
+        st = engine_write_audited(e, c, write_meta, &arg, &ev, err);
     }
     if (st == ABIS_OK)
         e->dedup_fmr = fmr;

@@ -83,6 +83,12 @@ abis_status audit_in_txn(abis_engine *e, const abis_caller *c, const audit_event
                          abis_error *err);
 abis_status audit_event_write(abis_engine *e, const abis_caller *c, const audit_event *ev,
                               abis_error *err);
+/* One store write and its audit entry in one transaction: begin, write(arg),
+ * audit, commit; rolled back on any failure. */
+typedef abis_status (*engine_write_fn)(abis_engine *e, void *arg, abis_error *err);
+abis_status engine_write_audited(abis_engine *e, const abis_caller *c, engine_write_fn write,
+                                 void *arg, const audit_event *ev, abis_error *err);
+
 /* Record a refused call: writes an audit entry with outcome = status name and
  * detail = err->message, then returns err->status unchanged. */
 abis_status audit_refusal(abis_engine *e, const abis_caller *c, const char *operation,
@@ -101,6 +107,11 @@ void engine_segment_key(abis_engine *e, int64_t segment_id, abis_key *out);
 /* The subject's data key, unwrapped with its segment's key.  Wipe after use. */
 abis_status engine_subject_key(abis_engine *e, const abis_id *subject, int64_t segment_id,
                                abis_key *out, abis_error *err);
+/* Unseal a stored template of modality m into buf (cap bytes) and check it
+ * is well-formed; *len gets its size.  ABIS_E_CRYPTO / ABIS_E_STORE otherwise. */
+abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r,
+                                   int64_t segment_id, const modality_entry *m,
+                                   unsigned char *buf, size_t cap, size_t *len, abis_error *err);
 /* Associated data for sealing a template: subject id || template id. */
 void engine_template_ad(const abis_id *subject, const abis_id *tmpl, unsigned char ad[32]);
 

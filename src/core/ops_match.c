@@ -85,24 +85,10 @@ static int verify_one(const abis_template_rec *r, void *ctx)
         return 0;
     if (v->position && r->position && v->position != r->position)
         return 0;
-    size_t len = r->sealed_len >= ABIS_SEAL_OVERHEAD ? r->sealed_len - ABIS_SEAL_OVERHEAD : 0;
-    if (len == 0 || len > v->cap) {
-        v->st = abis_error_set(v->err, ABIS_E_STORE, "a stored template has a bad size");
-        return 1;
-    }
-    abis_key k;
-    unsigned char ad[32];
-    engine_template_ad(v->subject, &r->id, ad);
-    v->st = engine_subject_key(v->e, v->subject, v->segment_id, &k, v->err);
-    if (v->st == ABIS_OK)
-        v->st = abis_unseal(&k, r->sealed, r->sealed_len, ad, sizeof ad, v->buf, v->err);
-    abis_key_wipe(&k);
+    size_t len = 0;
+    v->st = engine_unseal_template(v->e, r, v->segment_id, v->m, v->buf, v->cap, &len, v->err);
     if (v->st != ABIS_OK)
         return 1;
-    if (!v->m->kind->canonical_ok(&v->m->rec, v->buf, len)) {
-        v->st = abis_error_set(v->err, ABIS_E_STORE, "a stored template is malformed");
-        return 1;
-    }
     double score = v->m->kind->compare(&v->m->rec, v->probe, v->probe_len, v->buf, len);
     if (!v->compared || score > v->best)
         v->best = score;

@@ -25,26 +25,6 @@ static abis_status find_subject(abis_engine *e, const abis_id *subject, abis_sub
     return ABIS_OK;
 }
 
-/* One write in its own transaction with its audit entry.  `write` runs inside. */
-typedef abis_status (*write_fn)(abis_engine *e, void *arg, abis_error *err);
-
-static abis_status write_audited(abis_engine *e, const abis_caller *c, write_fn write, void *arg,
-                                 const audit_event *ev, abis_error *err)
-{
-    abis_store *s = e->store;
-    abis_status st = s->ops->begin(s, err);
-    if (st != ABIS_OK)
-        return st;
-    st = write(e, arg, err);
-    if (st == ABIS_OK)
-        st = audit_in_txn(e, c, ev, err);
-    if (st == ABIS_OK)
-        st = s->ops->commit(s, err);
-    if (st != ABIS_OK)
-        s->ops->rollback(s);
-    return st;
-}
-
 static abis_status put_consent(abis_engine *e, void *arg, abis_error *err)
 {
     return e->store->ops->consent_put(e->store, arg, err);
@@ -82,7 +62,7 @@ static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = op, .segment = seg->rec.name, .subject = hex,
                           .purpose = p->name, .detail = cr.channel};
-        st = write_audited(e, c, put_consent, &cr, &ev, err);
+        st = engine_write_audited(e, c, put_consent, &cr, &ev, err);
     }
     if (st == ABIS_OK) {
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
@@ -150,7 +130,7 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = op, .segment = seg->rec.name, .subject = hex,
                           .detail = all ? "*" : m->rec.name};
-        st = write_audited(e, c, write_lock, &l, &ev, err);
+        st = engine_write_audited(e, c, write_lock, &l, &ev, err);
     }
     if (st == ABIS_OK) {
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
@@ -200,7 +180,7 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
     }
     if (st == ABIS_OK) {
         audit_event ev = {.operation = "delete", .segment = seg->rec.name, .subject = hex};
-        st = write_audited(e, c, write_delete, (void *)subject, &ev, err);
+        st = engine_write_audited(e, c, write_delete, (void *)subject, &ev, err);
         if (st != ABIS_OK) {
             abis_error ignored;
             s->ops->keymeta_set(s, "pending_delete", "", &ignored);

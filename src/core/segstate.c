@@ -224,22 +224,8 @@ static int load_template(const abis_template_rec *r, void *ctx)
     int64_t slot = segstate_slot(l->s, &r->subject_id);
     if (slot < 0)
         return 0;
-    if (r->sealed_len < ABIS_SEAL_OVERHEAD || r->sealed_len - ABIS_SEAL_OVERHEAD > l->cap) {
-        l->st = abis_error_set(l->err, ABIS_E_STORE, "a stored '%s' template has a bad size",
-                               l->m->rec.name);
-        return 1;
-    }
-    size_t len = r->sealed_len - ABIS_SEAL_OVERHEAD;
-    abis_key k;
-    unsigned char ad[32];
-    engine_template_ad(&r->subject_id, &r->id, ad);
-    l->st = engine_subject_key(l->e, &r->subject_id, l->s->rec.id, &k, l->err);
-    if (l->st == ABIS_OK)
-        l->st = abis_unseal(&k, r->sealed, r->sealed_len, ad, sizeof ad, l->buf, l->err);
-    abis_key_wipe(&k);
-    if (l->st == ABIS_OK && !l->m->kind->canonical_ok(&l->m->rec, l->buf, len))
-        l->st = abis_error_set(l->err, ABIS_E_STORE, "a stored '%s' template is malformed",
-                               l->m->rec.name);
+    size_t len = 0;
+    l->st = engine_unseal_template(l->e, r, l->s->rec.id, l->m, l->buf, l->cap, &len, l->err);
     if (l->st == ABIS_OK)
         l->st = l->g->ops->add(l->g, &r->id, (uint32_t)slot, l->buf, len, l->err);
     return l->st != ABIS_OK;
