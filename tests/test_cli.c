@@ -115,11 +115,11 @@ static int run(run_result *r, ...)
 }
 
 /* Fail with the captured output when the exit code differs. */
-#define assert_exit(r, want)                                                                    \
-    do {                                                                                        \
-        if ((r)->status != (want))                                                              \
-            fail_msg("exit %d, wanted %d\nstdout: %s\nstderr: %s", (r)->status, (want), (r)->out, \
-                     (r)->err);                                                                 \
+#define assert_exit(r, want)                                                                       \
+    do {                                                                                           \
+        if ((r)->status != (want))                                                                 \
+            fail_msg("exit %d, wanted %d\nstdout: %s\nstderr: %s", (r)->status, (want), (r)->out,  \
+                     (r)->err);                                                                    \
     } while (0)
 
 static json_t *parse_json(const char *text)
@@ -269,11 +269,13 @@ static int group_teardown(void **state)
 /* ---- help and usage ------------------------------------------------------------------ */
 
 static const char *const command_names[] = {
-    "init",          "segment add",      "segment list",  "purpose add",  "purpose list",
-    "modality add",  "modality list",    "modality calibrate", "dedup set", "enroll",
-    "template add",  "verify",           "identify",      "consent grant", "consent withdraw",
-    "lock",          "unlock",           "delete",        "subject show", "subject find",
-    "audit verify",  "audit export",     "audit pubkey",  "import",       NULL,
+    "init",         "segment add",   "segment list",     "purpose add",
+    "purpose list", "modality add",  "modality list",    "modality calibrate",
+    "dedup set",    "enroll",        "template add",     "verify",
+    "identify",     "consent grant", "consent withdraw", "lock",
+    "unlock",       "delete",        "subject show",     "subject find",
+    "audit verify", "audit export",  "audit pubkey",     "import",
+    NULL,
 };
 
 static void test_help_lists_every_command(void **state)
@@ -399,6 +401,43 @@ static void test_registry_lists(void **state)
 
     run(&r, "segment", "add", "federal", NULL);
     assert_exit(&r, 2);
+    run_free(&r);
+}
+
+static void test_modality_calibrate_validates_and_replaces(void **state)
+{
+    (void)state;
+    run_result r;
+    run(&r, "modality", "add", "voice", "--kind", "vector", "--dim", "16", NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cal.json", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"model\": \"table\", \"points\": [[0.1, 0.5], [0.5, 1e-5], [0.9, 1e-12]]}\n", f);
+    assert_int_equal(fclose(f), 0);
+    run(&r, "modality", "calibrate", "voice", "--file", path, NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+    run(&r, "--json", "modality", "list", NULL);
+    assert_exit(&r, 0);
+    assert_non_null(strstr(r.out, "\"calibration\":\"table\""));
+    run_free(&r);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"model\": \"table\", \"points\": [[0.1, 0.5]]}\n", f);
+    assert_int_equal(fclose(f), 0);
+    run(&r, "modality", "calibrate", "voice", "--file", path, NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "abis: calibration"));
+    run_free(&r);
+
+    run(&r, "modality", "calibrate", "voice", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "--file"));
     run_free(&r);
 }
 
@@ -607,14 +646,13 @@ static void test_identify_lists_the_person(void **state)
     uint64_t person = enroll_person(NULL, "ID-77", id);
     face_file(spec, sizeof spec, "probe.npy", person, 1);
     run_result r;
-    run(&r, "--json", "identify", "--segment", "federal", "--purpose", "border.check",
-        "--template", spec, "-k", "3", NULL);
+    run(&r, "--json", "identify", "--segment", "federal", "--purpose", "border.check", "--template",
+        spec, "-k", "3", NULL);
     assert_exit(&r, 0);
     json_t *j = parse_json(r.out);
     json_t *c = json_object_get(j, "candidates");
     assert_true(json_array_size(c) >= 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(c, 0), "subject_id")),
-                        id);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(c, 0), "subject_id")), id);
     assert_string_equal(json_string_value(json_object_get(json_array_get(c, 0), "external_ref")),
                         "ID-77");
     assert_null(json_object_get(json_array_get(c, 0), "score"));
@@ -858,8 +896,9 @@ static void write_person_line(FILE *f, const char *segment, const char *ref, uin
 {
     float v[DIM + 1];
     sample(person, 0, v, dim);
-    fprintf(f, "{\"segment\": \"%s\", \"ref\": \"%s\", \"templates\": [{\"modality\": \"face\", "
-               "\"vector\": [",
+    fprintf(f,
+            "{\"segment\": \"%s\", \"ref\": \"%s\", \"templates\": [{\"modality\": \"face\", "
+            "\"vector\": [",
             segment, ref);
     for (size_t i = 0; i < dim; i++)
         fprintf(f, "%s%.9g", i ? "," : "", (double)v[i]);
@@ -898,9 +937,9 @@ static void test_import_rejects_bad_lines_and_goes_on(void **state)
     assert_non_null(f);
     write_person_line(f, "federal", "IMP-1", p1, DIM);            /* 1: ok */
     fprintf(f, "{\"segment\": \"federal\", \"templates\": [\n");  /* 2: malformed */
-    write_person_line(f, "federal", "IMP-3", next_person++, 64); /* 3: wrong size */
+    write_person_line(f, "federal", "IMP-3", next_person++, 64);  /* 3: wrong size */
     fprintf(f, "\n");                                             /* 4: blank, skipped */
-    fprintf(f, "{\"templates\": []}\n");                         /* 5: no segment */
+    fprintf(f, "{\"templates\": []}\n");                          /* 5: no segment */
     write_person_line(f, "nowhere", "IMP-6", next_person++, DIM); /* 6: unknown segment */
     write_b64_line(f, p2);                                        /* 7: ok (base64) */
     write_person_line(f, "federal", "IMP-8", p3, DIM);            /* 8: ok */
@@ -993,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_unknown_option_and_missing_argument_exit_2),
         cmocka_unit_test(test_init_reports_key_and_refuses_existing_store),
         cmocka_unit_test(test_registry_lists),
+        cmocka_unit_test(test_modality_calibrate_validates_and_replaces),
         cmocka_unit_test(test_enroll_reads_npy_json_and_raw),
         cmocka_unit_test(test_enroll_human_output_is_the_id),
         cmocka_unit_test(test_enroll_duplicate_refused_with_existing_id),

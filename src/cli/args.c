@@ -256,8 +256,7 @@ int cli_parse_double(const cli_ctx *ctx, const char *s, const char *what, double
     return 0;
 }
 
-int cli_parse_int(const cli_ctx *ctx, const char *s, const char *what, long lo, long hi,
-                  long *out)
+int cli_parse_int(const cli_ctx *ctx, const char *s, const char *what, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -325,8 +324,8 @@ int cli_resolve_subject(const cli_ctx *ctx, const char *arg, abis_id *id)
 /* Split a copy of "MODALITY=FILE[@POSITION]" in place.  The part after the
  * last '@' is a position when it holds no '.' or '/' (so "scan@2x.npy" stays
  * a file name); a position that is not valid is an error then. */
-static int split_template_spec(const cli_ctx *ctx, const char *opt, char *spec,
-                               const char **file, int *position)
+static int split_template_spec(const cli_ctx *ctx, const char *opt, char *spec, const char **file,
+                               int *position)
 {
     char *eq = strchr(spec, '=');
     if (!eq || eq == spec || !eq[1]) {

@@ -90,11 +90,11 @@ extern const cli_command cli_commands[];
 
 /* The run context: global options and the open engine. */
 struct cli_ctx {
-    const char *data_dir;        /* --data, $ABIS_DATA, or "./var" */
-    const char *actor;           /* --actor, or "operator:$USER", or "operator" */
-    int json;                    /* --json: one JSON object on stdout */
-    const cli_command *cmd;      /* the command being run */
-    abis_engine *engine;         /* open while the command runs (unless CLI_OPEN_NONE) */
+    const char *data_dir;   /* --data, $ABIS_DATA, or "./var" */
+    const char *actor;      /* --actor, or "operator:$USER", or "operator" */
+    int json;               /* --json: one JSON object on stdout */
+    const cli_command *cmd; /* the command being run */
+    abis_engine *engine;    /* open while the command runs (unless CLI_OPEN_NONE) */
     char actor_buf[ABIS_TEXT_MAX + 1];
 };
 
@@ -154,8 +154,7 @@ int cli_failf(const cli_ctx *ctx, const char *code, const char *fmt, ...)
 
 /* A usage error: the message, then a one-line usage hint for the current
  * command.  Returns CLI_EXIT_ERROR. */
-int cli_usage_error(const cli_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Print the usage line of `cmd` ("usage: abis NAME ARGS") to `out`. */
 void cli_print_usage_line(FILE *out, const cli_command *cmd);
@@ -176,8 +175,7 @@ const char *cli_require(const cli_ctx *ctx, const cli_args *a, const char *name)
  * ("--fmr").  Returns 0, or reports a usage error and returns -1. */
 int cli_parse_double(const cli_ctx *ctx, const char *s, const char *what, double *out);
 /* Parse an integer in [lo, hi].  Same conventions. */
-int cli_parse_int(const cli_ctx *ctx, const char *s, const char *what, long lo, long hi,
-                  long *out);
+int cli_parse_int(const cli_ctx *ctx, const char *s, const char *what, long lo, long hi, long *out);
 
 /* Parse a template position: 0-10, "left" (2) or "right" (1).  Returns the
  * position, or -1 when `s` is none of these. */

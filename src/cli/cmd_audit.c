@@ -21,9 +21,9 @@ int cli_cmd_audit_verify(cli_ctx *ctx, const cli_args *a)
     if (abis_audit_verify(ctx->engine, &r, &err) != ABIS_OK)
         return cli_fail(ctx, &err);
     if (ctx->json) {
-        json_t *o = json_pack("{s:b, s:I, s:I, s:I}", "ok", r.ok, "entries",
-                              (json_int_t)r.entries, "checkpoints", (json_int_t)r.checkpoints,
-                              "unsealed", (json_int_t)r.unsealed);
+        json_t *o =
+            json_pack("{s:b, s:I, s:I, s:I}", "ok", r.ok, "entries", (json_int_t)r.entries,
+                      "checkpoints", (json_int_t)r.checkpoints, "unsealed", (json_int_t)r.unsealed);
         if (o && !r.ok) {
             json_object_set_new(o, "first_bad_seq", json_integer((json_int_t)r.first_bad_seq));
             json_object_set_new(o, "problem", json_string(r.problem));
@@ -70,7 +70,7 @@ int cli_cmd_audit_export(cli_ctx *ctx, const cli_args *a)
     if (path) {
         if (ctx->json)
             return cli_json_print(json_pack("{s:s}", "output", path)) ? CLI_EXIT_ERROR
-                                                                     : CLI_EXIT_OK;
+                                                                      : CLI_EXIT_OK;
         printf("audit log exported to %s\n", path);
     }
     return CLI_EXIT_OK;

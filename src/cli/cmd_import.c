@@ -287,8 +287,7 @@ static int parse_template(json_t *t, size_t ti, person *p, reject *r)
     {
         if (strcmp(key, "modality") && strcmp(key, "vector") && strcmp(key, "vector_b64") &&
             strcmp(key, "position") && strcmp(key, "quality"))
-            return rejectf(r, "unknown_field", "templates[%zu] has an unknown field '%s'", ti,
-                           key);
+            return rejectf(r, "unknown_field", "templates[%zu] has an unknown field '%s'", ti, key);
     }
     abis_template_input *in = &p->tmpl[ti];
     memset(in, 0, sizeof *in);
@@ -367,8 +366,7 @@ static int parse_person(json_t *root, person *p, reject *r)
         if (strcmp(key, "segment") && strcmp(key, "ref") && strcmp(key, "templates") &&
             strcmp(key, "consents"))
             return rejectf(r, "unknown_field",
-                           "unknown field '%s' (expected segment, ref, templates, consents)",
-                           key);
+                           "unknown field '%s' (expected segment, ref, templates, consents)", key);
     }
     json_t *seg = json_object_get(root, "segment");
     if (!seg)
@@ -434,7 +432,7 @@ typedef struct code_count {
 
 typedef struct import_run {
     cli_ctx *ctx;
-    FILE *rejects;            /* --rejects FILE, or NULL */
+    FILE *rejects; /* --rejects FILE, or NULL */
     const char *rejects_path;
     abis_progress *progress;
     uint64_t read, enrolled, rejected, duplicates;
@@ -618,8 +616,8 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
     run.rejects_path = cli_arg_get(a, "rejects");
     if (run.rejects_path) {
         /* Reasons name subjects and references: not for other users of the machine. */
-        int fd = open(run.rejects_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      S_IRUSR | S_IWUSR);
+        int fd =
+            open(run.rejects_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR);
         if (fd < 0 || !(run.rejects = fdopen(fd, "w"))) {
             int e = errno;
             if (fd >= 0)
@@ -652,8 +650,7 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
         if (got < 0) {
             abis_error_set(&fatal, got == -2 ? ABIS_E_NOMEM : ABIS_E_IO, "%s '%s' after line %llu",
                            got == -2 ? "out of memory reading" : "read error in",
-                           from_stdin ? "standard input" : path,
-                           (unsigned long long)lr->lineno);
+                           from_stdin ? "standard input" : path, (unsigned long long)lr->lineno);
             stop = 1;
             break;
         }
@@ -666,11 +663,10 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
         if (lr->too_long) {
             reject r;
             memset(&r, 0, sizeof r);
-            rejectf(&r, "line_too_long", "the line is longer than %zu MiB",
-                    IMPORT_LINE_MAX >> 20);
+            rejectf(&r, "line_too_long", "the line is longer than %zu MiB", IMPORT_LINE_MAX >> 20);
             record_reject(&run, lr->lineno, &r);
-        } else if (import_line(&run, lr->line + skip, lr->len - skip, lr->lineno, force,
-                               &fatal) != 0) {
+        } else if (import_line(&run, lr->line + skip, lr->len - skip, lr->lineno, force, &fatal) !=
+                   0) {
             abis_error_prefix(&fatal, "line %llu", (unsigned long long)lr->lineno);
             stop = 1;
         }

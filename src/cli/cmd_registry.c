@@ -78,8 +78,8 @@ int cli_cmd_init(cli_ctx *ctx, const cli_args *a)
               "read everything";
     if (ctx->json) {
         json_t *o = json_pack("{s:s, s:s?, s:b, s:s}", "data_dir", dir, "master_key_file",
-                              key_from_env ? NULL : key_file, "master_key_from_env",
-                              key_from_env, "warning", warning);
+                              key_from_env ? NULL : key_file, "master_key_from_env", key_from_env,
+                              "warning", warning);
         return cli_json_print(o) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
     }
     printf("Created an OpenABIS data directory in %s\n", dir);
@@ -104,7 +104,7 @@ int cli_cmd_segment_add(cli_ctx *ctx, const cli_args *a)
         return cli_fail(ctx, &err);
     if (ctx->json)
         return cli_json_print(json_pack("{s:s}", "segment", a->pos[0])) ? CLI_EXIT_ERROR
-                                                                           : CLI_EXIT_OK;
+                                                                        : CLI_EXIT_OK;
     printf("segment '%s' added\n", a->pos[0]);
     return CLI_EXIT_OK;
 }
@@ -136,8 +136,7 @@ int cli_cmd_segment_list(cli_ctx *ctx, const cli_args *a)
         return cli_fail(ctx, &err);
     }
     if (ctx->json)
-        return cli_json_print(json_pack("{s:o}", "segments", arr)) ? CLI_EXIT_ERROR
-                                                                   : CLI_EXIT_OK;
+        return cli_json_print(json_pack("{s:o}", "segments", arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
     return CLI_EXIT_OK;
 }
 
@@ -188,14 +187,13 @@ static int purpose_row(const abis_purpose_info *p, void *ctxp)
 {
     json_t *arr = ctxp;
     if (arr)
-        return json_array_append_new(
-                   arr, json_pack("{s:s, s:s, s:f, s:s, s:s, s:I}", "name", p->name, "basis",
-                                  basis_name(p->basis), "target_fmr", p->target_fmr, "legal_ref",
-                                  p->legal_ref, "description", p->description, "created_at",
-                                  (json_int_t)p->created_at)) != 0;
+        return json_array_append_new(arr, json_pack("{s:s, s:s, s:f, s:s, s:s, s:I}", "name",
+                                                    p->name, "basis", basis_name(p->basis),
+                                                    "target_fmr", p->target_fmr, "legal_ref",
+                                                    p->legal_ref, "description", p->description,
+                                                    "created_at", (json_int_t)p->created_at)) != 0;
     printf("%-24s %-10s %-9g %s%s%s%s\n", p->name, basis_name(p->basis), p->target_fmr,
-           p->legal_ref[0] ? "[" : "", p->legal_ref, p->legal_ref[0] ? "] " : "",
-           p->description);
+           p->legal_ref[0] ? "[" : "", p->legal_ref, p->legal_ref[0] ? "] " : "", p->description);
     return 0;
 }
 
@@ -213,8 +211,7 @@ int cli_cmd_purpose_list(cli_ctx *ctx, const cli_args *a)
         return cli_fail(ctx, &err);
     }
     if (ctx->json)
-        return cli_json_print(json_pack("{s:o}", "purposes", arr)) ? CLI_EXIT_ERROR
-                                                                   : CLI_EXIT_OK;
+        return cli_json_print(json_pack("{s:o}", "purposes", arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
     return CLI_EXIT_OK;
 }
 
@@ -250,8 +247,8 @@ static int modality_row(const abis_modality_info *m, void *p)
     json_t *arr = p;
     if (arr)
         return json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:s, s:I}", "name", m->name,
-                                                    "kind", m->kind, "dim", m->dim,
-                                                    "calibration", m->calibration, "created_at",
+                                                    "kind", m->kind, "dim", m->dim, "calibration",
+                                                    m->calibration, "created_at",
                                                     (json_int_t)m->created_at)) != 0;
     printf("%-16s %-8s %6d  %s\n", m->name, m->kind, m->dim, m->calibration);
     return 0;
@@ -271,8 +268,7 @@ int cli_cmd_modality_list(cli_ctx *ctx, const cli_args *a)
         return cli_fail(ctx, &err);
     }
     if (ctx->json)
-        return cli_json_print(json_pack("{s:o}", "modalities", arr)) ? CLI_EXIT_ERROR
-                                                                     : CLI_EXIT_OK;
+        return cli_json_print(json_pack("{s:o}", "modalities", arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
     return CLI_EXIT_OK;
 }
 
@@ -291,8 +287,8 @@ int cli_cmd_modality_calibrate(cli_ctx *ctx, const cli_args *a)
     if (st != ABIS_OK)
         return cli_fail(ctx, &err);
     if (ctx->json)
-        return cli_json_print(json_pack("{s:s, s:s}", "modality", a->pos[0], "calibration_file",
-                                        file))
+        return cli_json_print(
+                   json_pack("{s:s, s:s}", "modality", a->pos[0], "calibration_file", file))
                    ? CLI_EXIT_ERROR
                    : CLI_EXIT_OK;
     printf("calibration of modality '%s' replaced from %s\n", a->pos[0], file);
@@ -312,8 +308,7 @@ int cli_cmd_dedup_set(cli_ctx *ctx, const cli_args *a)
     if (abis_dedup_set_fmr(ctx->engine, &c, fmr, &err) != ABIS_OK)
         return cli_fail(ctx, &err);
     if (ctx->json)
-        return cli_json_print(json_pack("{s:f}", "dedup_fmr", fmr)) ? CLI_EXIT_ERROR
-                                                                    : CLI_EXIT_OK;
+        return cli_json_print(json_pack("{s:f}", "dedup_fmr", fmr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
     printf("deduplication threshold set to FMR %g\n", fmr);
     return CLI_EXIT_OK;
 }

@@ -61,8 +61,8 @@ int cli_cmd_enroll(cli_ctx *ctx, const cli_args *a)
                  "this person is already enrolled as subject %s (not enrolled again; "
                  "--force enrols anyway, audited)",
                  dup);
-        return cli_fail_with(ctx, &e2, json_pack("{s:s, s:s}", "duplicate_of", dup, "detail",
-                                                 err.message));
+        return cli_fail_with(ctx, &e2,
+                             json_pack("{s:s, s:s}", "duplicate_of", dup, "detail", err.message));
     }
     if (st != ABIS_OK)
         return cli_fail(ctx, &err);
@@ -95,9 +95,9 @@ int cli_cmd_template_add(cli_ctx *ctx, const cli_args *a)
     memset(&tid, 0, sizeof tid);
     abis_error err = {0};
     abis_caller c = cli_caller(ctx, NULL);
-    abis_status st = abis_template_add(ctx->engine, &c, &subject, &t.in[0],
-                                       cli_arg_count(a, "replace") > 0,
-                                       cli_arg_count(a, "force") > 0, &tid, &err);
+    abis_status st =
+        abis_template_add(ctx->engine, &c, &subject, &t.in[0], cli_arg_count(a, "replace") > 0,
+                          cli_arg_count(a, "force") > 0, &tid, &err);
     char modality[ABIS_NAME_MAX + 1];
     snprintf(modality, sizeof modality, "%s", t.in[0].modality);
     cli_templates_free(&t);
@@ -185,8 +185,8 @@ int cli_cmd_identify(cli_ctx *ctx, const cli_args *a)
     size_t n = 0;
     abis_error err = {0};
     abis_caller c = cli_caller(ctx, NULL);
-    abis_status st = abis_subject_identify(ctx->engine, &c, segment, purpose, &t.in[0],
-                                           (size_t)k, cand, &n, &err);
+    abis_status st = abis_subject_identify(ctx->engine, &c, segment, purpose, &t.in[0], (size_t)k,
+                                           cand, &n, &err);
     cli_templates_free(&t);
     if (st != ABIS_OK) {
         free(cand);
@@ -202,17 +202,17 @@ int cli_cmd_identify(cli_ctx *ctx, const cli_args *a)
         for (size_t i = 0; arr && i < n; i++) {
             char id[ABIS_ID_HEX_LEN + 1];
             abis_id_to_hex(&cand[i].subject_id, id);
-            json_t *o = json_pack("{s:s, s:s, s:s}", "subject_id", id, "external_ref",
-                                  cand[i].external_ref, "confidence",
-                                  abis_confidence_name(cand[i].confidence));
+            json_t *o =
+                json_pack("{s:s, s:s, s:s}", "subject_id", id, "external_ref", cand[i].external_ref,
+                          "confidence", abis_confidence_name(cand[i].confidence));
             if (o && scores) {
                 json_object_set_new(o, "score", json_real(cand[i].score));
                 json_object_set_new(o, "fmr", json_real(cand[i].fmr));
             }
             json_array_append_new(arr, o);
         }
-        rc = print_json(json_pack("{s:s, s:o*}", "decision", n ? "match" : "no_match",
-                                  "candidates", arr));
+        rc = print_json(
+            json_pack("{s:s, s:o*}", "decision", n ? "match" : "no_match", "candidates", arr));
     } else if (n == 0) {
         printf("no match\n");
     } else {
@@ -236,8 +236,8 @@ int cli_cmd_identify(cli_ctx *ctx, const cli_args *a)
 
 /* ---- consent, locks, deletion ----------------------------------------------------- */
 
-typedef abis_status (*consent_fn)(abis_engine *, const abis_caller *, const abis_id *,
-                                  const char *, abis_error *);
+typedef abis_status (*consent_fn)(abis_engine *, const abis_caller *, const abis_id *, const char *,
+                                  abis_error *);
 
 /* consent grant / withdraw: the same command with a different engine call. */
 static int consent_generic(cli_ctx *ctx, const cli_args *a, consent_fn fn, const char *state)
@@ -334,8 +334,8 @@ static json_t *view_json(const abis_subject_view *v)
                               t->modality, "position", t->position, "format", t->format,
                               "created_at", (json_int_t)t->created_at);
         if (o)
-            json_object_set_new(o, "quality", t->quality >= 0 ? json_real(t->quality)
-                                                              : json_null());
+            json_object_set_new(o, "quality",
+                                t->quality >= 0 ? json_real(t->quality) : json_null());
         json_array_append_new(tm, o);
     }
     for (size_t i = 0; cs && i < v->n_consents; i++) {
@@ -345,17 +345,17 @@ static json_t *view_json(const abis_subject_view *v)
                                             "channel", c->channel));
     }
     for (size_t i = 0; ls && i < v->n_locks; i++)
-        json_array_append_new(ls, json_pack("{s:s, s:I}", "modality", v->locks[i].modality,
-                                            "at", (json_int_t)v->locks[i].at));
+        json_array_append_new(ls, json_pack("{s:s, s:I}", "modality", v->locks[i].modality, "at",
+                                            (json_int_t)v->locks[i].at));
     for (size_t i = 0; hs && i < v->n_history; i++) {
         const abis_history_info *h = &v->history[i];
-        json_array_append_new(
-            hs, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "at", (json_int_t)h->at,
-                          "actor", h->actor, "operation", h->operation, "purpose", h->purpose,
-                          "basis", h->basis, "outcome", h->outcome, "decision", h->decision));
+        json_array_append_new(hs, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "at",
+                                            (json_int_t)h->at, "actor", h->actor, "operation",
+                                            h->operation, "purpose", h->purpose, "basis", h->basis,
+                                            "outcome", h->outcome, "decision", h->decision));
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:o*, s:o*, s:o*, s:o*}", "subject_id", id,
-                     "segment", v->segment, "external_ref", v->external_ref, "created_at",
+    return json_pack("{s:s, s:s, s:s, s:I, s:o*, s:o*, s:o*, s:o*}", "subject_id", id, "segment",
+                     v->segment, "external_ref", v->external_ref, "created_at",
                      (json_int_t)v->created_at, "templates", tm, "consents", cs, "locks", ls,
                      "history", hs);
 }

@@ -46,16 +46,17 @@ static const cli_optspec import_opts[] = {
 
 /* ---- the command table ----------------------------------------------------- */
 
-#define SUBJECT_HELP                                                                       \
-    "SUBJECT is a subject id (32 hex digits, as 'abis enroll' printed it) or\n"             \
+#define SUBJECT_HELP                                                                               \
+    "SUBJECT is a subject id (32 hex digits, as 'abis enroll' printed it) or\n"                    \
     "SEGMENT/REF: the subject with external reference REF in SEGMENT.\n"
 
-#define TEMPLATE_HELP                                                                      \
-    "FILE holds one vector: NumPy .npy (float32 or float64, 1-D or 1 x n), a JSON\n"      \
-    "array of numbers, or raw little-endian float32; the format is recognised by\n"       \
-    "content.  POSITION is 1-10 (fingers), 'right' (1) or 'left' (2) (eyes); leave it\n" \
+#define TEMPLATE_HELP                                                                              \
+    "FILE holds one vector: NumPy .npy (float32 or float64, 1-D or 1 x n), a JSON\n"               \
+    "array of numbers, or raw little-endian float32; the format is recognised by\n"                \
+    "content.  POSITION is 1-10 (fingers), 'right' (1) or 'left' (2) (eyes); leave it\n"           \
     "out when it does not apply.\n"
 
+/* clang-format off: the table reads best as one entry a paragraph */
 const cli_command cli_commands[] = {
     {"init", "[DIR]", "create a new data directory (store, key store, master key)",
      "Creates DIR (default: the --data directory) with mode 0700, a random master key\n"
@@ -75,8 +76,8 @@ const cli_command cli_commands[] = {
      "Example:\n"
      "  abis segment add federal\n",
      no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_segment_add},
-    {"segment list", "", "list the segments and how many subjects each holds", "", no_opts, 0,
-     0, CLI_OPEN_RW, cli_cmd_segment_list},
+    {"segment list", "", "list the segments and how many subjects each holds", "", no_opts, 0, 0,
+     CLI_OPEN_RW, cli_cmd_segment_list},
 
     {"purpose add",
      "NAME --basis consent|statutory --fmr RATE [--legal-ref TEXT] [--description TEXT]",
@@ -94,8 +95,7 @@ const cli_command cli_commands[] = {
      "      --description 'remote account opening'\n"
      "  abis purpose add border.check --basis statutory --fmr 1e-6 --legal-ref 'Act 12 s.4'\n",
      purpose_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_purpose_add},
-    {"purpose list", "", "list the purposes", "", no_opts, 0, 0, CLI_OPEN_RW,
-     cli_cmd_purpose_list},
+    {"purpose list", "", "list the purposes", "", no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_purpose_list},
 
     {"modality add", "NAME --kind vector --dim N", "declare a modality (face, voice, ...)",
      "Options:\n"
@@ -217,21 +217,21 @@ const cli_command cli_commands[] = {
 
     {"delete", "SUBJECT", "delete a subject for real: records, templates and data key",
      SUBJECT_HELP "\n"
-     "The audit log keeps that the deletion happened, never what was deleted.\n"
-     "\n"
-     "Example:\n"
-     "  abis delete 3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7\n",
+                  "The audit log keeps that the deletion happened, never what was deleted.\n"
+                  "\n"
+                  "Example:\n"
+                  "  abis delete 3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7\n",
      no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_delete},
 
     {"subject show", "SUBJECT",
      "what is held about a subject and who used it (never template data)",
      SUBJECT_HELP "\n"
-     "Shows the segment, the external reference, the templates (modality,\n"
-     "position, format, quality; never the data), consents, locks and the\n"
-     "history of operations on the subject.  Reading the view is itself audited.\n"
-     "\n"
-     "Example:\n"
-     "  abis subject show federal/C-1001\n",
+                  "Shows the segment, the external reference, the templates (modality,\n"
+                  "position, format, quality; never the data), consents, locks and the\n"
+                  "history of operations on the subject.  Reading the view is itself audited.\n"
+                  "\n"
+                  "Example:\n"
+                  "  abis subject show federal/C-1001\n",
      no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_subject_show},
     {"subject find", "--segment S --ref R", "find a subject id by its external reference",
      "Example:\n"
@@ -248,8 +248,8 @@ const cli_command cli_commands[] = {
      "Example:\n"
      "  abis audit export --output audit-2024-05.jsonl\n",
      export_opts, 0, 0, CLI_OPEN_RO, cli_cmd_audit_export},
-    {"audit pubkey", "", "print the Ed25519 public key that signs audit checkpoints", "",
-     no_opts, 0, 0, CLI_OPEN_RO, cli_cmd_audit_pubkey},
+    {"audit pubkey", "", "print the Ed25519 public key that signs audit checkpoints", "", no_opts,
+     0, 0, CLI_OPEN_RO, cli_cmd_audit_pubkey},
 
     {"import", "FILE|- [--force] [--rejects FILE]", "bulk enrolment from JSON Lines",
      "One person a line:\n"
@@ -275,6 +275,7 @@ const cli_command cli_commands[] = {
 
     {NULL, NULL, NULL, NULL, NULL, 0, 0, CLI_OPEN_NONE, NULL},
 };
+/* clang-format on */
 
 /* ---- help -------------------------------------------------------------------- */
 
@@ -285,14 +286,13 @@ static void print_main_help(FILE *out)
     fprintf(out, "\nCommands:\n");
     for (const cli_command *c = cli_commands; c->name; c++)
         fprintf(out, "  %-20s %s\n", c->name, c->summary);
-    fprintf(out,
-            "\nGlobal options (before or after the command):\n"
-            "  --data DIR     the data directory (default: $ABIS_DATA, else ./var)\n"
-            "  --json         machine output: one JSON object on standard output\n"
-            "  --actor NAME   who is acting, for the audit log (default: operator:$USER)\n"
-            "  -h, --help     help; 'abis COMMAND --help' for one command\n"
-            "\nExit codes: 0 ok, 1 no match / audit broken / import lines rejected,\n"
-            "2 error or refusal.  See docs/CLI.md for the complete reference.\n");
+    fprintf(out, "\nGlobal options (before or after the command):\n"
+                 "  --data DIR     the data directory (default: $ABIS_DATA, else ./var)\n"
+                 "  --json         machine output: one JSON object on standard output\n"
+                 "  --actor NAME   who is acting, for the audit log (default: operator:$USER)\n"
+                 "  -h, --help     help; 'abis COMMAND --help' for one command\n"
+                 "\nExit codes: 0 ok, 1 no match / audit broken / import lines rejected,\n"
+                 "2 error or refusal.  See docs/CLI.md for the complete reference.\n");
 }
 
 static void print_command_help(FILE *out, const cli_command *c)

@@ -19,8 +19,8 @@ struct abis_progress {
     char unit[16];
     uint64_t total, done;
     double start, last_draw;
-    int drawn;      /* 1 when a bar is on the line now */
-    size_t width;   /* characters drawn last time, to erase them */
+    int drawn;    /* 1 when a bar is on the line now */
+    size_t width; /* characters drawn last time, to erase them */
 };
 
 static double now_s(void)
@@ -86,8 +86,8 @@ static void draw(abis_progress *p, double now)
         else
             snprintf(eta, sizeof eta, p->done >= p->total ? "0:00" : "--:--");
         snprintf(stats, sizeof stats, " %llu/%llu %s  %3.0f%%  %.0f/s  ETA %s",
-                 (unsigned long long)p->done, (unsigned long long)p->total, p->unit,
-                 frac * 100.0, rate, eta);
+                 (unsigned long long)p->done, (unsigned long long)p->total, p->unit, frac * 100.0,
+                 rate, eta);
     } else {
         snprintf(stats, sizeof stats, " %llu %s  %.0f/s  %s elapsed", (unsigned long long)p->done,
                  p->unit, rate, spent);
@@ -98,8 +98,8 @@ static void draw(abis_progress *p, double now)
     int room = cols - 1 - (int)strlen(p->label) - (int)strlen(stats) - 3;
     if (p->total && room >= 10) {
         int bar = room > 40 ? 40 : room;
-        int full = (int)((double)bar * (p->done >= p->total ? 1.0
-                                                            : (double)p->done / (double)p->total));
+        int full =
+            (int)((double)bar * (p->done >= p->total ? 1.0 : (double)p->done / (double)p->total));
         char b[48];
         for (int i = 0; i < bar; i++)
             b[i] = i < full ? '#' : '-';
