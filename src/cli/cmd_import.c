@@ -633,6 +633,7 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* the store's system calls carry on; the loop checks the flag */
     sigemptyset(&sa.sa_mask);
     interrupted = 0;
     sigaction(SIGINT, &sa, &old_int);
