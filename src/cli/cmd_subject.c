@@ -217,13 +217,13 @@ int cli_cmd_identify(cli_ctx *ctx, const cli_args *a)
         printf("no match\n");
     } else {
         printf("%zu candidate%s, best first:\n", n, n == 1 ? "" : "s");
-        printf("  #  %-32s  %-20s  %-10s%s\n", "SUBJECT", "REF", "CONFIDENCE",
+        printf("  #  %-32s  %-20s  CONFIDENCE%s\n", "SUBJECT", "REF",
                scores ? "  SCORE     FMR" : "");
         for (size_t i = 0; i < n; i++) {
             char id[ABIS_ID_HEX_LEN + 1];
             abis_id_to_hex(&cand[i].subject_id, id);
-            printf("%3zu  %s  %-20s  %-10s", i + 1, id,
-                   cand[i].external_ref[0] ? cand[i].external_ref : "-",
+            printf("%3zu  %s  %-20s  %-*s", i + 1, id,
+                   cand[i].external_ref[0] ? cand[i].external_ref : "-", scores ? 10 : 0,
                    abis_confidence_name(cand[i].confidence));
             if (scores)
                 printf("  %.6f  %.3g", cand[i].score, cand[i].fmr);
