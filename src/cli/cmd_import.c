@@ -434,6 +434,9 @@ typedef struct import_run {
     cli_ctx *ctx;
     FILE *rejects; /* --rejects FILE, or NULL */
     const char *rejects_path;
+    FILE *ids; /* --ids FILE, or NULL */
+    const char *ids_path;
+    int ids_failed;
     abis_progress *progress;
     uint64_t read, enrolled, rejected, duplicates;
     code_count codes[32]; /* rejections by code; the last slot collects the rest */
@@ -538,6 +541,15 @@ static int import_line(import_run *run, const char *text, size_t len, uint64_t l
     json_decref(root);
     if (st == ABIS_OK) {
         run->enrolled++;
+        if (run->ids) {
+            /* Flushed line by line: what is in this file was committed. */
+            char hex[ABIS_ID_HEX_LEN + 1];
+            abis_id_to_hex(&res.subject_id, hex);
+            if (fprintf(run->ids, "{\"line\":%llu,\"subject_id\":\"%s\"}\n",
+                        (unsigned long long)lineno, hex) < 0 ||
+                fflush(run->ids) != 0)
+                run->ids_failed = 1;
+        }
         return 0;
     }
     if (is_fatal(st)) {
@@ -597,6 +609,22 @@ static void summary_print(const import_run *run, double secs, int interrupted_ru
     }
 }
 
+/* Create (or truncate) an output file readable by its owner only: rejected
+ * lines and subject ids name people. */
+static FILE *open_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
 {
     const char *path = a->pos[0];
@@ -614,19 +642,19 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
         return cli_failf(ctx, "io", "cannot open '%s': %s", path, strerror(errno));
     }
     run.rejects_path = cli_arg_get(a, "rejects");
-    if (run.rejects_path) {
-        /* Reasons name subjects and references: not for other users of the machine. */
-        int fd =
-            open(run.rejects_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR);
-        if (fd < 0 || !(run.rejects = fdopen(fd, "w"))) {
-            int e = errno;
-            if (fd >= 0)
-                close(fd);
-            if (!from_stdin)
-                fclose(lr->f);
-            free(lr);
-            return cli_failf(ctx, "io", "cannot write '%s': %s", run.rejects_path, strerror(e));
-        }
+    run.ids_path = cli_arg_get(a, "ids");
+    int open_rc = 0;
+    if (run.rejects_path && !(run.rejects = open_private(run.rejects_path)))
+        open_rc = cli_failf(ctx, "io", "cannot write '%s': %s", run.rejects_path, strerror(errno));
+    if (!open_rc && run.ids_path && !(run.ids = open_private(run.ids_path)))
+        open_rc = cli_failf(ctx, "io", "cannot write '%s': %s", run.ids_path, strerror(errno));
+    if (open_rc) {
+        if (run.rejects)
+            fclose(run.rejects);
+        if (!from_stdin)
+            fclose(lr->f);
+        free(lr);
+        return open_rc;
     }
     int force = cli_arg_count(a, "force") > 0;
 
@@ -692,6 +720,10 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
         run.rejects_failed = 1;
     if (run.rejects_failed)
         fprintf(stderr, "abis: could not write every rejected line to '%s'\n", run.rejects_path);
+    if (run.ids && fclose(run.ids) != 0)
+        run.ids_failed = 1;
+    if (run.ids_failed)
+        fprintf(stderr, "abis: could not write every subject id to '%s'\n", run.ids_path);
 
     if (stop) {
         if (!ctx->json)
@@ -709,5 +741,5 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a)
                 (unsigned long long)last_line);
         return CLI_EXIT_ERROR;
     }
-    return run.rejected || run.rejects_failed ? CLI_EXIT_NO : CLI_EXIT_OK;
+    return run.rejected || run.rejects_failed || run.ids_failed ? CLI_EXIT_NO : CLI_EXIT_OK;
 }

@@ -42,7 +42,7 @@ static const cli_optspec lock_opts[] = {{"modality", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec find_opts[] = {{"segment", 0, 1, 0}, {"ref", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec export_opts[] = {{"output", 'o', 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec import_opts[] = {
-    {"force", 0, 0, 0}, {"rejects", 0, 1, 0}, {NULL, 0, 0, 0}};
+    {"force", 0, 0, 0}, {"rejects", 0, 1, 0}, {"ids", 0, 1, 0}, {NULL, 0, 0, 0}};
 
 /* ---- the command table ----------------------------------------------------- */
 
@@ -251,7 +251,7 @@ const cli_command cli_commands[] = {
     {"audit pubkey", "", "print the Ed25519 public key that signs audit checkpoints", "", no_opts,
      0, 0, CLI_OPEN_RO, cli_cmd_audit_pubkey},
 
-    {"import", "FILE|- [--force] [--rejects FILE]", "bulk enrolment from JSON Lines",
+    {"import", "FILE|- [--force] [--rejects FILE] [--ids FILE]", "bulk enrolment from JSON Lines",
      "One person a line:\n"
      "  {\"segment\": \"federal\", \"ref\": \"C-1001\",\n"
      "   \"templates\": [{\"modality\": \"face\", \"vector\": [0.01, ...], \"position\": 0}],\n"
@@ -264,6 +264,8 @@ const cli_command cli_commands[] = {
      "  --force          enrol even when a line's person seems enrolled already\n"
      "  --rejects FILE   write every rejected line as {\"line\", \"code\", \"reason\"}\n"
      "                   (JSON Lines); without it the first 20 go to stderr\n"
+     "  --ids FILE       write {\"line\", \"subject_id\"} for every enrolled line as\n"
+     "                   soon as it is committed (JSON Lines): the new subject ids\n"
      "\n"
      "A bad line is rejected with its number and reason and the import goes on.\n"
      "Exit 0 when every line was enrolled, 1 when some were rejected, 2 on a fatal\n"
