@@ -53,6 +53,8 @@ abis_status sq_fail(sq_store *s, sqlite3 *db, int rc, const char *what, abis_err
         return abis_error_set(err, ABIS_E_IO, "%s: %s: %s%s%s", what, path, msg, e ? ": " : "",
                               e ? strerror(e) : "");
     }
+    case SQLITE_CONSTRAINT: /* one the operation did not map to EXISTS/NOT_FOUND itself */
+        return abis_error_set(err, ABIS_E_INVALID, "%s: refused by %s: %s", what, path, msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
         return abis_error_set(err, ABIS_E_STORE, "%s: %s is damaged (%s); restore it from a backup",
