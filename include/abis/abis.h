@@ -151,8 +151,10 @@ abis_status abis_modality_list(abis_engine *e, abis_modality_cb cb, void *ctx, a
 abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, const char *name,
                                           const char *calibration_json, abis_error *err);
 
-/* The purpose-independent deduplication threshold, as a false match rate per
- * comparison (default 1e-6; stored in the data directory). */
+/* The purpose-independent deduplication threshold, as the rate of false
+ * duplicate findings per enrolment search over the whole segment (default
+ * 1e-6; stored in the data directory).  The per-comparison threshold is the
+ * calibration's score for fmr / gallery size, so it tightens as the segment grows. */
 abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr, abis_error *err);
 
 /* ---- templates ----------------------------------------------------------- */

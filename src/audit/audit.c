@@ -1,6 +1,6 @@
 /*
  * audit.c: the append-only, hash-chained, checkpoint-signed audit log
- * (contract in audit.h; persisted format in docs/formats-audit.md).
+ * (contract in audit.h; persisted format in docs/FORMATS.md, "Audit log").
  *
  * Three things protect the log:
  *   - the hash chain: each entry's hash covers the previous entry's hash and
@@ -28,7 +28,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-/* Domain-separation tags (docs/formats-audit.md).  Changing either changes
+/* Domain-separation tags (docs/FORMATS.md, "Audit log").  Changing either changes
  * every hash or signature: bump the version suffix, never edit in place. */
 static const char ENTRY_TAG[] = "abis-audit-v1";
 static const char CHECKPOINT_TAG[] = "abis-audit-checkpoint-v1";

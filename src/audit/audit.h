@@ -2,7 +2,7 @@
  * audit.h: the append-only, hash-chained, checkpoint-signed audit log.
  *
  * Each entry's hash is BLAKE2b-256(prev_hash || canonical encoding of the
- * entry) (docs/formats-audit.md); the first entry's prev_hash is 32
+ * entry) (docs/FORMATS.md, "Audit log"); the first entry's prev_hash is 32
  * zero bytes.  Every ABIS_AUDIT_CHECKPOINT_EVERY entries, and when the engine
  * closes, the chain head is sealed by an Ed25519 signature over
  * "abis-audit-checkpoint-v1" || seq || at (8 bytes big-endian each) || head, stored as a

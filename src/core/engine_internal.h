@@ -26,7 +26,9 @@
 #include "util/bitset.h"
 #include "util/idmap.h"
 
-#define ABIS_DEFAULT_DEDUP_FMR 1e-4
+/* False duplicate findings per enrolment search: with 10 million enrolments,
+ * about 10 would be flagged for review in all (docs/FORMATS.md, "meta"). */
+#define ABIS_DEFAULT_DEDUP_FMR 1e-6
 
 typedef struct modality_entry {
     abis_modality_rec rec;
