@@ -301,6 +301,9 @@ static void test_random_directions_matches_random_unit_vectors(void **state)
         /* binomial noise (4 sd, generous for the dependent pairs) plus 10 %
          * for the normal approximation of the cosine distribution */
         double tol = 4 * sqrt(targets[t] / (double)pairs) * 2 + 0.1 * targets[t];
+        print_message("calibration check: target FMR %g, threshold %.4f, observed %g over %zu "
+                      "impostor pairs\n",
+                      targets[t], thr[t], emp, pairs);
         if (fabs(emp - targets[t]) > tol)
             fail_msg("FMR %g: threshold %.4f, empirical %g (tolerance %g)", targets[t], thr[t], emp,
                      tol);
