@@ -75,16 +75,19 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < people; i++) {
         abis_synth_sample(1, i, 0, ABIS_SYNTH_SIGMA, v, dim);
         abis_template_input t = {.modality = "face", .vector = v, .dim = dim, .quality = -1};
-        abis_enroll_request req = {.segment = "bench", .templates = &t, .n_templates = 1,
-                                   .consents = consents, .n_consents = 1};
+        abis_enroll_request req = {.segment = "bench",
+                                   .templates = &t,
+                                   .n_templates = 1,
+                                   .consents = consents,
+                                   .n_consents = 1};
         abis_enroll_result res;
         if (abis_subject_enroll(e, NULL, &req, &res, &err) != ABIS_OK)
             die("enroll", &err);
         ids[i] = res.subject_id;
     }
     double secs = now_s() - t0;
-    printf("%-28s %8.0f per second  (%zu in %.1f s, dedup search included)\n", "enroll", people / secs,
-           people, secs);
+    printf("%-28s %8.0f per second  (%zu in %.1f s, dedup search included)\n", "enroll",
+           people / secs, people, secs);
 
     double *ms = malloc(probes * sizeof *ms);
     size_t found = 0;

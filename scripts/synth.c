@@ -62,18 +62,30 @@ int main(int argc, char **argv)
         if (!v)
             usage();
         i++;
-        if (!strcmp(a, "--count")) count = atol(v);
-        else if (!strcmp(a, "--first")) first = atol(v);
-        else if (!strcmp(a, "--person")) person = atol(v);
-        else if (!strcmp(a, "--sample")) sample = atol(v);
-        else if (!strcmp(a, "--dim")) dim = atol(v);
-        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--segment")) segment = v;
-        else if (!strcmp(a, "--modality")) modality = v;
-        else if (!strcmp(a, "--format")) format = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--consent") && n_consents < 16) consents[n_consents++] = v;
-        else usage();
+        if (!strcmp(a, "--count"))
+            count = atol(v);
+        else if (!strcmp(a, "--first"))
+            first = atol(v);
+        else if (!strcmp(a, "--person"))
+            person = atol(v);
+        else if (!strcmp(a, "--sample"))
+            sample = atol(v);
+        else if (!strcmp(a, "--dim"))
+            dim = atol(v);
+        else if (!strcmp(a, "--seed"))
+            seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--segment"))
+            segment = v;
+        else if (!strcmp(a, "--modality"))
+            modality = v;
+        else if (!strcmp(a, "--format"))
+            format = v;
+        else if (!strcmp(a, "--out"))
+            out = v;
+        else if (!strcmp(a, "--consent") && n_consents < 16)
+            consents[n_consents++] = v;
+        else
+            usage();
     }
     if (dim < 1 || dim > 65536)
         usage();

@@ -69,8 +69,8 @@ static inline void abis_synth_sample(uint64_t seed, uint64_t id, uint64_t sample
                                      float *out, size_t dim)
 {
     abis_synth_identity(seed, id, out, dim);
-    abis_synth_rng r = {(seed ^ 0xA5A5A5A5ull) * 0x100000001B3ull ^ (id + 1) * 0xD1B54A32D192ED03ull ^
-                        (sample + 1) * 0x9E3779B97F4A7C15ull};
+    abis_synth_rng r = {(seed ^ 0xA5A5A5A5ull) * 0x100000001B3ull ^
+                        (id + 1) * 0xD1B54A32D192ED03ull ^ (sample + 1) * 0x9E3779B97F4A7C15ull};
     double scale = sigma / sqrt((double)dim);
     for (size_t i = 0; i < dim; i++)
         out[i] += (float)(scale * abis_synth_normal(&r));

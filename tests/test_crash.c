@@ -42,8 +42,12 @@ static void child_enrol(const char *dir, uint64_t first, int fd)
         char ref[32];
         snprintf(ref, sizeof ref, "P%llu", (unsigned long long)p);
         abis_template_input t = {.modality = "face", .vector = v, .dim = DIM, .quality = -1};
-        abis_enroll_request req = {.segment = "city", .external_ref = ref, .templates = &t,
-                                   .n_templates = 1, .consents = consents, .n_consents = 1};
+        abis_enroll_request req = {.segment = "city",
+                                   .external_ref = ref,
+                                   .templates = &t,
+                                   .n_templates = 1,
+                                   .consents = consents,
+                                   .n_consents = 1};
         abis_enroll_result res;
         if (abis_subject_enroll(e, NULL, &req, &res, &err) != ABIS_OK)
             _exit(4);
@@ -93,8 +97,8 @@ static void test_sigkill_during_bulk_enrolment_loses_nothing_acknowledged(void *
     abis_open_options o = {.data_dir = dir};
     assert_status(abis_engine_open(&o, &e, &err), ABIS_OK, &err);
     assert_status(abis_segment_add(e, NULL, "city", &err), ABIS_OK, &err);
-    abis_purpose_def p = {.name = "bank.remote-id", .basis = ABIS_BASIS_CONSENT,
-                          .target_fmr = 1e-4};
+    abis_purpose_def p = {
+        .name = "bank.remote-id", .basis = ABIS_BASIS_CONSENT, .target_fmr = 1e-4};
     assert_status(abis_purpose_add(e, NULL, &p, &err), ABIS_OK, &err);
     assert_status(abis_modality_add(e, NULL, "face", "vector", DIM, &err), ABIS_OK, &err);
     abis_engine_close(e);
@@ -151,8 +155,9 @@ static void write_people(const char *path, uint64_t first, uint64_t count)
     float v[DIM];
     for (uint64_t p = first; p < first + count; p++) {
         abis_synth_sample(SEED, p, 0, ABIS_SYNTH_SIGMA, v, DIM);
-        fprintf(f, "{\"segment\":\"city\",\"ref\":\"P%llu\",\"templates\":[{\"modality\":"
-                   "\"face\",\"vector\":[",
+        fprintf(f,
+                "{\"segment\":\"city\",\"ref\":\"P%llu\",\"templates\":[{\"modality\":"
+                "\"face\",\"vector\":[",
                 (unsigned long long)p);
         for (int i = 0; i < DIM; i++)
             fprintf(f, i ? ",%.9g" : "%.9g", v[i]);
@@ -236,8 +241,8 @@ static void test_sigkill_during_abis_import_loses_nothing_acknowledged(void **st
     abis_open_options o = {.data_dir = dir};
     assert_status(abis_engine_open(&o, &e, &err), ABIS_OK, &err);
     assert_status(abis_segment_add(e, NULL, "city", &err), ABIS_OK, &err);
-    abis_purpose_def p = {.name = "bank.remote-id", .basis = ABIS_BASIS_CONSENT,
-                          .target_fmr = 1e-4};
+    abis_purpose_def p = {
+        .name = "bank.remote-id", .basis = ABIS_BASIS_CONSENT, .target_fmr = 1e-4};
     assert_status(abis_purpose_add(e, NULL, &p, &err), ABIS_OK, &err);
     assert_status(abis_modality_add(e, NULL, "face", "vector", DIM, &err), ABIS_OK, &err);
     abis_engine_close(e);

@@ -33,14 +33,15 @@ static int setup(void **state)
     abis_open_options o = {.data_dir = f->dir, .actor = "test"};
     assert_status(abis_engine_open(&o, &f->e, &f->err), ABIS_OK, &f->err);
     assert_status(abis_segment_add(f->e, NULL, "city", &f->err), ABIS_OK, &f->err);
-    abis_purpose_def bank = {.name = consent_purpose, .basis = ABIS_BASIS_CONSENT,
-                             .target_fmr = 1e-4};
+    abis_purpose_def bank = {
+        .name = consent_purpose, .basis = ABIS_BASIS_CONSENT, .target_fmr = 1e-4};
     assert_status(abis_purpose_add(f->e, NULL, &bank, &f->err), ABIS_OK, &f->err);
-    abis_purpose_def border = {.name = statutory_purpose, .basis = ABIS_BASIS_STATUTORY,
-                               .target_fmr = 1e-5, .legal_ref = "Border Code art. 8"};
+    abis_purpose_def border = {.name = statutory_purpose,
+                               .basis = ABIS_BASIS_STATUTORY,
+                               .target_fmr = 1e-5,
+                               .legal_ref = "Border Code art. 8"};
     assert_status(abis_purpose_add(f->e, NULL, &border, &f->err), ABIS_OK, &f->err);
-    assert_status(abis_modality_add(f->e, NULL, "face", "vector", DIM, &f->err), ABIS_OK,
-                  &f->err);
+    assert_status(abis_modality_add(f->e, NULL, "face", "vector", DIM, &f->err), ABIS_OK, &f->err);
     *state = f;
     return 0;
 }
@@ -74,8 +75,11 @@ static abis_id enroll(fx *f, uint64_t person, const char *ref, int consent)
     float v[DIM];
     abis_template_input t = face(v, person, 0);
     const char *consents[] = {consent_purpose};
-    abis_enroll_request req = {.segment = "city", .external_ref = ref, .templates = &t,
-                               .n_templates = 1, .consents = consents,
+    abis_enroll_request req = {.segment = "city",
+                               .external_ref = ref,
+                               .templates = &t,
+                               .n_templates = 1,
+                               .consents = consents,
                                .n_consents = consent ? 1 : 0};
     abis_enroll_result res;
     assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_OK, &f->err);
@@ -149,8 +153,7 @@ static void test_verify_refused_after_consent_withdrawn(void **state)
                   &f->err);
     abis_verify_result r;
     assert_status(verify(f, &id, 1, 1, consent_purpose, &r), ABIS_E_NO_CONSENT, &f->err);
-    assert_status(abis_consent_grant(f->e, NULL, &id, consent_purpose, &f->err), ABIS_OK,
-                  &f->err);
+    assert_status(abis_consent_grant(f->e, NULL, &id, consent_purpose, &f->err), ABIS_OK, &f->err);
     assert_status(verify(f, &id, 1, 1, consent_purpose, &r), ABIS_OK, &f->err);
     assert_int_equal(r.decision, ABIS_MATCH);
 }
@@ -217,8 +220,7 @@ static void test_identify_filters_subjects_without_consent(void **state)
     assert_int_equal(identify(f, 1, 1, statutory_purpose, c, 5), 1);
     assert_memory_equal(c[0].subject_id.bytes, id.bytes, ABIS_ID_BYTES);
     /* Consent given later takes effect in the loaded gallery at once. */
-    assert_status(abis_consent_grant(f->e, NULL, &id, consent_purpose, &f->err), ABIS_OK,
-                  &f->err);
+    assert_status(abis_consent_grant(f->e, NULL, &id, consent_purpose, &f->err), ABIS_OK, &f->err);
     assert_int_equal(identify(f, 1, 1, consent_purpose, c, 5), 1);
     assert_status(abis_consent_withdraw(f->e, NULL, &id, consent_purpose, &f->err), ABIS_OK,
                   &f->err);
@@ -321,8 +323,7 @@ static void test_dedup_refuses_second_enrolment_of_same_person(void **state)
     abis_template_input t = face(v, 1, 3);
     abis_enroll_request req = {.segment = "city", .templates = &t, .n_templates = 1};
     abis_enroll_result res;
-    assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_E_DUPLICATE,
-                  &f->err);
+    assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_E_DUPLICATE, &f->err);
     assert_true(res.duplicate);
     assert_memory_equal(res.duplicate_of.bytes, first.bytes, ABIS_ID_BYTES);
     char hex[ABIS_ID_HEX_LEN + 1];
@@ -333,8 +334,7 @@ static void test_dedup_refuses_second_enrolment_of_same_person(void **state)
     assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_OK, &f->err);
     assert_true(res.duplicate);
     abis_subject_view *view;
-    assert_status(abis_subject_show(f->e, NULL, &res.subject_id, &view, &f->err), ABIS_OK,
-                  &f->err);
+    assert_status(abis_subject_show(f->e, NULL, &res.subject_id, &view, &f->err), ABIS_OK, &f->err);
     assert_string_equal(view->history[0].decision, "forced");
     abis_subject_view_free(view);
 }
@@ -351,8 +351,8 @@ static void test_external_ref_unique_per_segment(void **state)
     enroll(f, 1, "C-1", 1);
     float v[DIM];
     abis_template_input t = face(v, 2, 0);
-    abis_enroll_request req = {.segment = "city", .external_ref = "C-1", .templates = &t,
-                               .n_templates = 1};
+    abis_enroll_request req = {
+        .segment = "city", .external_ref = "C-1", .templates = &t, .n_templates = 1};
     abis_enroll_result res;
     assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_E_EXISTS, &f->err);
     assert_null(strstr(f->err.message, "C-1")); /* never echo personal references */
@@ -467,8 +467,8 @@ static void test_unknown_names_are_refused(void **state)
     assert_status(abis_purpose_add(f->e, NULL, &s, &f->err), ABIS_E_INVALID, &f->err);
     assert_status(abis_modality_add(f->e, NULL, "voice", "vector", 0, &f->err), ABIS_E_INVALID,
                   &f->err);
-    assert_status(abis_modality_add(f->e, NULL, "voice", "hologram", 192, &f->err),
-                  ABIS_E_INVALID, &f->err);
+    assert_status(abis_modality_add(f->e, NULL, "voice", "hologram", 192, &f->err), ABIS_E_INVALID,
+                  &f->err);
 }
 
 /* ---- keys ---- */
@@ -483,9 +483,9 @@ static void test_wrong_master_key_fails_and_changes_nothing(void **state)
     snprintf(db, sizeof db, "%s/abis.db", f->dir);
     size_t before_len, after_len;
     unsigned char *before = abis_test_read_file(db, &before_len);
-    abis_open_options o = {
-        .data_dir = f->dir,
-        .master_key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"};
+    abis_open_options o = {.data_dir = f->dir,
+                           .master_key_hex =
+                               "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"};
     abis_engine *e2 = NULL;
     assert_status(abis_engine_open(&o, &e2, &f->err), ABIS_E_CRYPTO, &f->err);
     assert_null(e2);

@@ -5,14 +5,16 @@
 #ifndef ABIS_TESTUTIL_H
 #define ABIS_TESTUTIL_H
 
+/* cmocka.h needs these first (keep this block apart from the others). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
-#include "abis/abis.h"
 #include "../scripts/synthgen.h"
+#include "abis/abis.h"
 
 /* Create a fresh empty directory under $TMPDIR (or /tmp); returns a malloc'd path. */
 char *abis_test_tmpdir(const char *tag);
@@ -26,12 +28,12 @@ int abis_test_copy_file(const char *from, const char *to);
 int abis_test_file_contains(const char *path, const void *needle, size_t len);
 
 /* assert_int_equal(status, want) that prints err->message when it differs. */
-#define assert_status(got, want, err)                                                   \
-    do {                                                                                 \
-        abis_status got_ = (got);                                                        \
-        if (got_ != (want))                                                              \
-            fail_msg("status %s (%s), wanted %s", abis_status_name(got_), (err)->message, \
-                     abis_status_name(want));                                            \
+#define assert_status(got, want, err)                                                              \
+    do {                                                                                           \
+        abis_status got_ = (got);                                                                  \
+        if (got_ != (want))                                                                        \
+            fail_msg("status %s (%s), wanted %s", abis_status_name(got_), (err)->message,          \
+                     abis_status_name(want));                                                      \
     } while (0)
 
 #endif

@@ -176,7 +176,7 @@ typedef struct abis_enroll_request {
     const char *segment;
     const char *external_ref; /* optional, unique per segment */
     const abis_template_input *templates;
-    size_t n_templates; /* at least one */
+    size_t n_templates;          /* at least one */
     const char *const *consents; /* purpose names the person consents to */
     size_t n_consents;
     int force; /* 1: enrol even when deduplication finds the person (audited) */
@@ -324,11 +324,11 @@ void abis_subject_view_free(abis_subject_view *view);
 /* ---- audit ---------------------------------------------------------------- */
 
 typedef struct abis_audit_report {
-    uint64_t entries;        /* entries checked */
-    uint64_t checkpoints;    /* signed checkpoints checked */
-    uint64_t unsealed;       /* entries after the last checkpoint */
-    int ok;                  /* 1: chain and signatures intact */
-    int64_t first_bad_seq;   /* where the chain breaks (-1 when ok) */
+    uint64_t entries;                     /* entries checked */
+    uint64_t checkpoints;                 /* signed checkpoints checked */
+    uint64_t unsealed;                    /* entries after the last checkpoint */
+    int ok;                               /* 1: chain and signatures intact */
+    int64_t first_bad_seq;                /* where the chain breaks (-1 when ok) */
     char problem[ABIS_ERROR_MESSAGE_MAX]; /* what is wrong there */
 } abis_audit_report;
 

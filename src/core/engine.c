@@ -43,9 +43,12 @@ const char *abis_decision_name(abis_decision d)
 const char *abis_confidence_name(abis_confidence c)
 {
     switch (c) {
-    case ABIS_CONFIDENCE_HIGH: return "high";
-    case ABIS_CONFIDENCE_MEDIUM: return "medium";
-    default: return "low";
+    case ABIS_CONFIDENCE_HIGH:
+        return "high";
+    case ABIS_CONFIDENCE_MEDIUM:
+        return "medium";
+    default:
+        return "low";
     }
 }
 
@@ -334,8 +337,7 @@ abis_status engine_subject_key(abis_engine *e, const abis_id *subject, int64_t s
 {
     unsigned char wrapped[ABIS_WRAPPED_KEY_BYTES];
     size_t len = 0;
-    abis_status st =
-        e->store->ops->key_get(e->store, subject, wrapped, sizeof wrapped, &len, err);
+    abis_status st = e->store->ops->key_get(e->store, subject, wrapped, sizeof wrapped, &len, err);
     if (st == ABIS_E_NOT_FOUND)
         return abis_error_set(err, ABIS_E_CRYPTO, "the data key of this subject is missing");
     if (st != ABIS_OK)
@@ -349,9 +351,9 @@ abis_status engine_subject_key(abis_engine *e, const abis_id *subject, int64_t s
     return st;
 }
 
-abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r,
-                                   int64_t segment_id, const modality_entry *m,
-                                   unsigned char *buf, size_t cap, size_t *len, abis_error *err)
+abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r, int64_t segment_id,
+                                   const modality_entry *m, unsigned char *buf, size_t cap,
+                                   size_t *len, abis_error *err)
 {
     if (r->sealed_len <= ABIS_SEAL_OVERHEAD || r->sealed_len - ABIS_SEAL_OVERHEAD > cap)
         return abis_error_set(err, ABIS_E_STORE, "a stored '%s' template has a bad size",
@@ -365,8 +367,7 @@ abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r,
         st = abis_unseal(&k, r->sealed, r->sealed_len, ad, sizeof ad, buf, err);
     abis_key_wipe(&k);
     if (st == ABIS_OK && !m->kind->canonical_ok(&m->rec, buf, *len))
-        st = abis_error_set(err, ABIS_E_STORE, "a stored '%s' template is malformed",
-                            m->rec.name);
+        st = abis_error_set(err, ABIS_E_STORE, "a stored '%s' template is malformed", m->rec.name);
     return st;
 }
 
@@ -430,8 +431,7 @@ abis_status abis_store_init(const char *data_dir, abis_error *err)
                               strerror(errno));
     snprintf(path, sizeof path, "%s/abis.db", data_dir);
     if (access(path, F_OK) == 0)
-        return abis_error_set(err, ABIS_E_EXISTS, "%s already holds a store (%s)", data_dir,
-                              path);
+        return abis_error_set(err, ABIS_E_EXISTS, "%s already holds a store (%s)", data_dir, path);
     const char *env = getenv("ABIS_MASTER_KEY");
     int created_key = 0;
     snprintf(path, sizeof path, "%s/master.key", data_dir);
@@ -648,15 +648,16 @@ abis_status abis_purpose_add(abis_engine *e, const abis_caller *c, const abis_pu
     if (st == ABIS_OK)
         st = engine_check_name("purpose", def->name, err);
     if (st == ABIS_OK && def->basis != ABIS_BASIS_CONSENT && def->basis != ABIS_BASIS_STATUTORY)
-        st = abis_error_set(err, ABIS_E_INVALID, "purpose '%s': legal basis must be consent or "
-                                                 "statutory", def->name);
+        st = abis_error_set(err, ABIS_E_INVALID,
+                            "purpose '%s': legal basis must be consent or "
+                            "statutory",
+                            def->name);
     if (st == ABIS_OK && !(def->target_fmr > 0 && def->target_fmr < 1))
         st = abis_error_set(err, ABIS_E_INVALID,
                             "purpose '%s': target false match rate %g must be above 0 and "
                             "below 1 (e.g. 1e-4)",
                             def->name, def->target_fmr);
-    if (st == ABIS_OK && def->basis == ABIS_BASIS_STATUTORY &&
-        !(def->legal_ref && *def->legal_ref))
+    if (st == ABIS_OK && def->basis == ABIS_BASIS_STATUTORY && !(def->legal_ref && *def->legal_ref))
         st = abis_error_set(err, ABIS_E_INVALID,
                             "statutory purpose '%s' needs the law that allows it (legal "
                             "reference)",

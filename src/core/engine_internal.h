@@ -111,9 +111,9 @@ abis_status engine_subject_key(abis_engine *e, const abis_id *subject, int64_t s
                                abis_key *out, abis_error *err);
 /* Unseal a stored template of modality m into buf (cap bytes) and check it
  * is well-formed; *len gets its size.  ABIS_E_CRYPTO / ABIS_E_STORE otherwise. */
-abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r,
-                                   int64_t segment_id, const modality_entry *m,
-                                   unsigned char *buf, size_t cap, size_t *len, abis_error *err);
+abis_status engine_unseal_template(abis_engine *e, const abis_template_rec *r, int64_t segment_id,
+                                   const modality_entry *m, unsigned char *buf, size_t cap,
+                                   size_t *len, abis_error *err);
 /* Associated data for sealing a template: subject id || template id. */
 void engine_template_ad(const abis_id *subject, const abis_id *tmpl, unsigned char ad[32]);
 

@@ -32,8 +32,7 @@ typedef struct abis_modality_kind {
     /* Similarity of two canonical templates: higher is more similar. */
     double (*compare)(const abis_modality_rec *m, const void *a, size_t alen, const void *b,
                       size_t blen);
-    abis_status (*gallery_create)(const abis_modality_rec *m, abis_gallery **out,
-                                  abis_error *err);
+    abis_status (*gallery_create)(const abis_modality_rec *m, abis_gallery **out, abis_error *err);
     /* The calibration JSON a new modality starts with. */
     void (*default_calibration)(const abis_modality_rec *m, char *buf, size_t cap);
 } abis_modality_kind;

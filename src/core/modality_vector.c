@@ -32,7 +32,8 @@ static abis_status vector_validate(const abis_modality_rec *m, const abis_templa
     float *v = malloc((in->dim ? in->dim : 1) * sizeof(float));
     if (!v)
         return abis_error_set(err, ABIS_E_NOMEM, "out of memory validating %s", what);
-    abis_status st = abis_vector_validate(in->vector, in->dim, (size_t)m->dim, m->name, what, v, err);
+    abis_status st =
+        abis_vector_validate(in->vector, in->dim, (size_t)m->dim, m->name, what, v, err);
     if (st != ABIS_OK) {
         free(v);
         return st;

@@ -50,8 +50,8 @@ static abis_status prepare_templates(abis_engine *e, const abis_template_input *
             break;
         }
         if (in[i].position < 0 || in[i].position > 10) {
-            st = abis_error_set(err, ABIS_E_INVALID, "%s: position %d is out of range (0-10)",
-                                what, in[i].position);
+            st = abis_error_set(err, ABIS_E_INVALID, "%s: position %d is out of range (0-10)", what,
+                                in[i].position);
             break;
         }
         if (in[i].quality > 100) {
@@ -196,7 +196,8 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
     }
     if (st == ABIS_OK && req->external_ref && *req->external_ref) {
         abis_subject_rec existing;
-        abis_status fs = s->ops->subject_find_ref(s, seg->rec.id, req->external_ref, &existing, NULL);
+        abis_status fs =
+            s->ops->subject_find_ref(s, seg->rec.id, req->external_ref, &existing, NULL);
         if (fs == ABIS_OK)
             st = abis_error_set(err, ABIS_E_EXISTS,
                                 "the external reference is already used in segment '%s'",
@@ -267,8 +268,8 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
             char hex[ABIS_ID_HEX_LEN + 1], detail[160];
             abis_id_to_hex(&id, hex);
             snprintf(detail, sizeof detail, "%zu template(s), %zu consent(s)%s%s", n,
-                     req->n_consents, res->duplicate ? ", forced despite a match with subject " : "",
-                     dup_hex);
+                     req->n_consents,
+                     res->duplicate ? ", forced despite a match with subject " : "", dup_hex);
             audit_event ev = {.operation = "enroll",
                               .segment = segname,
                               .subject = hex,
@@ -297,9 +298,8 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
             for (size_t i = 0; i < req->n_consents; i++)
                 segstate_set_consent(seg, purpose_idx[i], slot, 1, &mem_err);
             for (size_t i = 0; i < n; i++) {
-                abis_gallery *g = p[i].mod_index < seg->n_modality_sets
-                                      ? seg->gallery[p[i].mod_index]
-                                      : NULL;
+                abis_gallery *g =
+                    p[i].mod_index < seg->n_modality_sets ? seg->gallery[p[i].mod_index] : NULL;
                 if (g && g->ops->add(g, &p[i].id, slot, p[i].tmpl, p[i].len, &mem_err) != ABIS_OK)
                     segstate_free(seg);
             }
@@ -371,8 +371,8 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     abis_id dup_of;
     double dup_score;
     if (st == ABIS_OK)
-        st = dedup_search(e, seg, p, 1, segstate_slot(seg, subject), &dup, &dup_of, &dup_score,
-                          err);
+        st =
+            dedup_search(e, seg, p, 1, segstate_slot(seg, subject), &dup, &dup_of, &dup_score, err);
     if (st == ABIS_OK && dup && !force) {
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(&dup_of, hex);

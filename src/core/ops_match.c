@@ -140,8 +140,8 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
             st = abis_error_set(err, ABIS_E_INVALID, "%s: modality '%.64s' is not declared", what,
                                 probes[i].modality ? probes[i].modality : "");
         else
-            st = mods[i]->kind->validate(&mods[i]->rec, &probes[i], what, &canon[i],
-                                         &canon_len[i], err);
+            st = mods[i]->kind->validate(&mods[i]->rec, &probes[i], what, &canon[i], &canon_len[i],
+                                         err);
     }
     if (st == ABIS_OK)
         st = policy_consent(e, subject, p, err);
@@ -154,15 +154,25 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     if (st == ABIS_OK && !buf)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     for (size_t i = 0; st == ABIS_OK && i < n_probes; i++) {
-        verify_ctx v = {e,         subject, subj.segment_id, mods[i], probes[i].position,
-                        canon[i],  canon_len[i], buf, 1 << 20, 0, 0, err, ABIS_OK};
+        verify_ctx v = {e,
+                        subject,
+                        subj.segment_id,
+                        mods[i],
+                        probes[i].position,
+                        canon[i],
+                        canon_len[i],
+                        buf,
+                        1 << 20,
+                        0,
+                        0,
+                        err,
+                        ABIS_OK};
         st = s->ops->template_scan_subject(s, subject, verify_one, &v, err);
         if (st == ABIS_OK)
             st = v.st;
         if (st == ABIS_OK && !v.compared)
             st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no '%s' template%s",
-                                mods[i]->rec.name,
-                                probes[i].position ? " at that position" : "");
+                                mods[i]->rec.name, probes[i].position ? " at that position" : "");
         if (st != ABIS_OK)
             break;
         double fmr = abis_calibration_fmr(mods[i]->calib, v.best);

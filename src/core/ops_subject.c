@@ -60,14 +60,18 @@ static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_
         snprintf(cr.channel, sizeof cr.channel, "%s", c && c->channel ? c->channel : "operator");
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
-        audit_event ev = {.operation = op, .segment = seg->rec.name, .subject = hex,
-                          .purpose = p->name, .detail = cr.channel};
+        audit_event ev = {.operation = op,
+                          .segment = seg->rec.name,
+                          .subject = hex,
+                          .purpose = p->name,
+                          .detail = cr.channel};
         st = engine_write_audited(e, c, put_consent, &cr, &ev, err);
     }
     if (st == ABIS_OK) {
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
         abis_error mem_err;
-        if (slot >= 0 && segstate_set_consent(seg, pi, (uint32_t)slot, granted, &mem_err) != ABIS_OK)
+        if (slot >= 0 &&
+            segstate_set_consent(seg, pi, (uint32_t)slot, granted, &mem_err) != ABIS_OK)
             segstate_free(seg);
     } else {
         audit_refusal(e, c, op, seg ? seg->rec.name : NULL, seg ? subject : NULL, purpose, err);
@@ -98,7 +102,8 @@ static abis_status write_lock(abis_engine *e, void *arg, abis_error *err)
     lock_arg *l = arg;
     if (l->lock)
         return e->store->ops->lock_put(e->store, &l->rec, err);
-    abis_status st = e->store->ops->lock_delete(e->store, &l->rec.subject_id, l->rec.modality_id, err);
+    abis_status st =
+        e->store->ops->lock_delete(e->store, &l->rec.subject_id, l->rec.modality_id, err);
     if (st == ABIS_E_NOT_FOUND)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no such lock to remove");
     return st;
@@ -128,7 +133,9 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
         l.lock = lock;
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
-        audit_event ev = {.operation = op, .segment = seg->rec.name, .subject = hex,
+        audit_event ev = {.operation = op,
+                          .segment = seg->rec.name,
+                          .subject = hex,
                           .detail = all ? "*" : m->rec.name};
         st = engine_write_audited(e, c, write_lock, &l, &ev, err);
     }
@@ -312,7 +319,10 @@ static int view_lock(const abis_lock_rec *r, void *ctx)
     if (!li)
         return vc->oom = 1;
     modality_entry *m = r->modality_id ? engine_modality_by_id(vc->e, r->modality_id, NULL) : NULL;
-    snprintf(li->modality, sizeof li->modality, "%s", r->modality_id == 0 ? "*" : m ? m->rec.name : "?");
+    snprintf(li->modality, sizeof li->modality, "%s",
+             r->modality_id == 0 ? "*"
+             : m                 ? m->rec.name
+                                 : "?");
     li->at = r->at;
     return 0;
 }
@@ -329,7 +339,9 @@ static int view_history(const abis_audit_rec *r, void *ctx)
     snprintf(h->purpose, sizeof h->purpose, "%s", r->purpose);
     abis_purpose_rec *p = r->purpose[0] ? engine_purpose(vc->e, r->purpose, NULL) : NULL;
     snprintf(h->basis, sizeof h->basis, "%s",
-             !p ? "" : p->basis == ABIS_BASIS_STATUTORY ? "statutory" : "consent");
+             !p                                 ? ""
+             : p->basis == ABIS_BASIS_STATUTORY ? "statutory"
+                                                : "consent");
     snprintf(h->outcome, sizeof h->outcome, "%s", r->outcome);
     snprintf(h->decision, sizeof h->decision, "%s", r->decision);
     return 0;

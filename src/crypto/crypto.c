@@ -155,8 +155,8 @@ void abis_seal(const abis_key *k, const void *plain, size_t len, const void *ad,
 {
     unsigned char *nonce = out;
     randombytes_buf(nonce, ABIS_NONCE_BYTES);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + ABIS_NONCE_BYTES, NULL, plain, len, ad,
-                                               adlen, NULL, nonce, k->bytes);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + ABIS_NONCE_BYTES, NULL, plain, len, ad, adlen,
+                                               NULL, nonce, k->bytes);
 }
 
 abis_status abis_unseal(const abis_key *k, const unsigned char *sealed, size_t sealed_len,
@@ -166,8 +166,8 @@ abis_status abis_unseal(const abis_key *k, const unsigned char *sealed, size_t s
         return abis_error_set(err, ABIS_E_CRYPTO, "sealed record is truncated (%zu bytes)",
                               sealed_len);
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sealed + ABIS_NONCE_BYTES,
-                                                   sealed_len - ABIS_NONCE_BYTES, ad, adlen,
-                                                   sealed, k->bytes) != 0)
+                                                   sealed_len - ABIS_NONCE_BYTES, ad, adlen, sealed,
+                                                   k->bytes) != 0)
         return abis_error_set(err, ABIS_E_CRYPTO,
                               "sealed record failed authentication (wrong key, swapped or "
                               "corrupted record)");

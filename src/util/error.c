@@ -52,21 +52,36 @@ void abis_error_clear(abis_error *err)
 const char *abis_status_name(abis_status status)
 {
     switch (status) {
-    case ABIS_OK: return "ok";
-    case ABIS_E_INVALID: return "invalid";
-    case ABIS_E_NOT_FOUND: return "not_found";
-    case ABIS_E_EXISTS: return "exists";
-    case ABIS_E_DUPLICATE: return "duplicate";
-    case ABIS_E_NO_CONSENT: return "no_consent";
-    case ABIS_E_LOCKED: return "locked";
-    case ABIS_E_CRYPTO: return "crypto";
-    case ABIS_E_IO: return "io";
-    case ABIS_E_STORE: return "store";
-    case ABIS_E_SCHEMA: return "schema";
-    case ABIS_E_NOMEM: return "nomem";
-    case ABIS_E_TAMPER: return "tamper";
-    case ABIS_E_BUSY: return "busy";
-    case ABIS_E_INTERNAL: return "internal";
+    case ABIS_OK:
+        return "ok";
+    case ABIS_E_INVALID:
+        return "invalid";
+    case ABIS_E_NOT_FOUND:
+        return "not_found";
+    case ABIS_E_EXISTS:
+        return "exists";
+    case ABIS_E_DUPLICATE:
+        return "duplicate";
+    case ABIS_E_NO_CONSENT:
+        return "no_consent";
+    case ABIS_E_LOCKED:
+        return "locked";
+    case ABIS_E_CRYPTO:
+        return "crypto";
+    case ABIS_E_IO:
+        return "io";
+    case ABIS_E_STORE:
+        return "store";
+    case ABIS_E_SCHEMA:
+        return "schema";
+    case ABIS_E_NOMEM:
+        return "nomem";
+    case ABIS_E_TAMPER:
+        return "tamper";
+    case ABIS_E_BUSY:
+        return "busy";
+    case ABIS_E_INTERNAL:
+        return "internal";
     }
     return "unknown";
 }
