@@ -84,12 +84,10 @@ static int check_subject(const abis_subject_rec *r, void *ctx)
     return 0;
 }
 
-static void check_after_kill(const char *dir, const ack *acks, size_t n_acks);
-
-static void test_sigkill_during_bulk_enrolment_loses_nothing_acknowledged(void **state)
+/* A new store in `dir` with segment "city", purpose "bank.remote-id" and a
+ * DIM-value vector modality "face". */
+static void make_store(const char *dir)
 {
-    (void)state;
-    char *dir = abis_test_tmpdir("crash");
     abis_error err;
     unsetenv("ABIS_MASTER_KEY");
     assert_status(abis_store_init(dir, &err), ABIS_OK, &err);
@@ -102,6 +100,15 @@ static void test_sigkill_during_bulk_enrolment_loses_nothing_acknowledged(void *
     assert_status(abis_purpose_add(e, NULL, &p, &err), ABIS_OK, &err);
     assert_status(abis_modality_add(e, NULL, "face", "vector", DIM, &err), ABIS_OK, &err);
     abis_engine_close(e);
+}
+
+static void check_after_kill(const char *dir, const ack *acks, size_t n_acks);
+
+static void test_sigkill_during_bulk_enrolment_loses_nothing_acknowledged(void **state)
+{
+    (void)state;
+    char *dir = abis_test_tmpdir("crash");
+    make_store(dir);
 
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     ack *acks = NULL;
@@ -234,18 +241,7 @@ static void test_sigkill_during_abis_import_loses_nothing_acknowledged(void **st
         skip();
     }
     char *dir = abis_test_tmpdir("crash-cli");
-    abis_error err;
-    unsetenv("ABIS_MASTER_KEY");
-    assert_status(abis_store_init(dir, &err), ABIS_OK, &err);
-    abis_engine *e;
-    abis_open_options o = {.data_dir = dir};
-    assert_status(abis_engine_open(&o, &e, &err), ABIS_OK, &err);
-    assert_status(abis_segment_add(e, NULL, "city", &err), ABIS_OK, &err);
-    abis_purpose_def p = {
-        .name = "bank.remote-id", .basis = ABIS_BASIS_CONSENT, .target_fmr = 1e-4};
-    assert_status(abis_purpose_add(e, NULL, &p, &err), ABIS_OK, &err);
-    assert_status(abis_modality_add(e, NULL, "face", "vector", DIM, &err), ABIS_OK, &err);
-    abis_engine_close(e);
+    make_store(dir);
 
     srand((unsigned)time(NULL) ^ (unsigned)getpid() ^ 0x5a5a);
     ack *acks = NULL;

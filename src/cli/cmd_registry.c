@@ -109,6 +109,27 @@ int cli_cmd_segment_add(cli_ctx *ctx, const cli_args *a)
     return CLI_EXIT_OK;
 }
 
+/* The shape every list command shares: a header line (or a JSON array under
+ * `key`), one row per item from `run`, errors as usual. */
+typedef abis_status (*list_runner)(abis_engine *e, void *arr, abis_error *err);
+
+static int list_command(cli_ctx *ctx, const char *key, const char *header, list_runner run)
+{
+    abis_error err = {0};
+    json_t *arr = ctx->json ? json_array() : NULL;
+    if (ctx->json && !arr)
+        return cli_failf(ctx, "nomem", "out of memory");
+    if (!ctx->json)
+        fputs(header, stdout);
+    if (run(ctx->engine, arr, &err) != ABIS_OK) {
+        json_decref(arr);
+        return cli_fail(ctx, &err);
+    }
+    if (ctx->json)
+        return cli_json_print(json_pack("{s:o}", key, arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+    return CLI_EXIT_OK;
+}
+
 static int segment_row(const abis_segment_info *s, void *p)
 {
     json_t *arr = p;
@@ -122,22 +143,17 @@ static int segment_row(const abis_segment_info *s, void *p)
     return 0;
 }
 
+static abis_status run_segment_list(abis_engine *e, void *arr, abis_error *err)
+{
+    return abis_segment_list(e, segment_row, arr, err);
+}
+
 int cli_cmd_segment_list(cli_ctx *ctx, const cli_args *a)
 {
     (void)a;
-    abis_error err = {0};
-    json_t *arr = ctx->json ? json_array() : NULL;
-    if (ctx->json && !arr)
-        return cli_failf(ctx, "nomem", "out of memory");
-    if (!ctx->json)
-        printf("%-24s %10s  %s\n", "SEGMENT", "SUBJECTS", "CREATED");
-    if (abis_segment_list(ctx->engine, segment_row, arr, &err) != ABIS_OK) {
-        json_decref(arr);
-        return cli_fail(ctx, &err);
-    }
-    if (ctx->json)
-        return cli_json_print(json_pack("{s:o}", "segments", arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
-    return CLI_EXIT_OK;
+    char header[128];
+    snprintf(header, sizeof header, "%-24s %10s  %s\n", "SEGMENT", "SUBJECTS", "CREATED");
+    return list_command(ctx, "segments", header, run_segment_list);
 }
 
 /* ---- purposes ---------------------------------------------------------------- */
@@ -197,22 +213,18 @@ static int purpose_row(const abis_purpose_info *p, void *ctxp)
     return 0;
 }
 
+static abis_status run_purpose_list(abis_engine *e, void *arr, abis_error *err)
+{
+    return abis_purpose_list(e, purpose_row, arr, err);
+}
+
 int cli_cmd_purpose_list(cli_ctx *ctx, const cli_args *a)
 {
     (void)a;
-    abis_error err = {0};
-    json_t *arr = ctx->json ? json_array() : NULL;
-    if (ctx->json && !arr)
-        return cli_failf(ctx, "nomem", "out of memory");
-    if (!ctx->json)
-        printf("%-24s %-10s %-9s %s\n", "PURPOSE", "BASIS", "FMR", "[LEGAL REF] DESCRIPTION");
-    if (abis_purpose_list(ctx->engine, purpose_row, arr, &err) != ABIS_OK) {
-        json_decref(arr);
-        return cli_fail(ctx, &err);
-    }
-    if (ctx->json)
-        return cli_json_print(json_pack("{s:o}", "purposes", arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
-    return CLI_EXIT_OK;
+    char header[128];
+    snprintf(header, sizeof header, "%-24s %-10s %-9s %s\n", "PURPOSE", "BASIS", "FMR",
+             "[LEGAL REF] DESCRIPTION");
+    return list_command(ctx, "purposes", header, run_purpose_list);
 }
 
 /* ---- modalities -------------------------------------------------------------- */
@@ -254,22 +266,18 @@ static int modality_row(const abis_modality_info *m, void *p)
     return 0;
 }
 
+static abis_status run_modality_list(abis_engine *e, void *arr, abis_error *err)
+{
+    return abis_modality_list(e, modality_row, arr, err);
+}
+
 int cli_cmd_modality_list(cli_ctx *ctx, const cli_args *a)
 {
     (void)a;
-    abis_error err = {0};
-    json_t *arr = ctx->json ? json_array() : NULL;
-    if (ctx->json && !arr)
-        return cli_failf(ctx, "nomem", "out of memory");
-    if (!ctx->json)
-        printf("%-16s %-8s %6s  %s\n", "MODALITY", "KIND", "DIM", "CALIBRATION");
-    if (abis_modality_list(ctx->engine, modality_row, arr, &err) != ABIS_OK) {
-        json_decref(arr);
-        return cli_fail(ctx, &err);
-    }
-    if (ctx->json)
-        return cli_json_print(json_pack("{s:o}", "modalities", arr)) ? CLI_EXIT_ERROR : CLI_EXIT_OK;
-    return CLI_EXIT_OK;
+    char header[128];
+    snprintf(header, sizeof header, "%-16s %-8s %6s  %s\n", "MODALITY", "KIND", "DIM",
+             "CALIBRATION");
+    return list_command(ctx, "modalities", header, run_modality_list);
 }
 
 int cli_cmd_modality_calibrate(cli_ctx *ctx, const cli_args *a)

@@ -375,6 +375,24 @@ static int open_engine(cli_ctx *ctx)
     return cli_fail(ctx, &err);
 }
 
+/* Consume global options (and --help) from argv[*i] on, stopping at the first
+ * word that is neither; -1 after a bad option (already reported). */
+static int scan_global_options(cli_ctx *ctx, int argc, char **argv, int *i, int *help)
+{
+    for (; *i < argc; (*i)++) {
+        if (strcmp(argv[*i], "--help") == 0 || strcmp(argv[*i], "-h") == 0) {
+            *help = 1;
+            continue;
+        }
+        int g = cli_global_option(ctx, argc, argv, i);
+        if (g < 0)
+            return -1;
+        if (g == 0)
+            break;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_ctx ctx = {0};
@@ -384,17 +402,8 @@ int main(int argc, char **argv)
 
     /* Global options before the command, then the command's one or two words. */
     int i = 1, help = 0;
-    for (; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            help = 1;
-            continue;
-        }
-        int g = cli_global_option(&ctx, argc, argv, &i);
-        if (g < 0)
-            return CLI_EXIT_ERROR;
-        if (g == 0)
-            break;
-    }
+    if (scan_global_options(&ctx, argc, argv, &i, &help) != 0)
+        return CLI_EXIT_ERROR;
     if (i < argc && strcmp(argv[i], "help") == 0) { /* abis help [COMMAND [SUB]] */
         help = 1;
         i++;
@@ -413,17 +422,8 @@ int main(int argc, char **argv)
     if (!cmd && is_group(argv[i])) {
         const char *group = argv[i++];
         /* Global options may sit between the two words ("abis segment --json list"). */
-        for (; i < argc; i++) {
-            if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-                help = 1;
-                continue;
-            }
-            int g = cli_global_option(&ctx, argc, argv, &i);
-            if (g < 0)
-                return CLI_EXIT_ERROR;
-            if (g == 0)
-                break;
-        }
+        if (scan_global_options(&ctx, argc, argv, &i, &help) != 0)
+            return CLI_EXIT_ERROR;
         char name[64];
         if (i < argc) {
             snprintf(name, sizeof name, "%s %s", group, argv[i]);
