@@ -51,4 +51,48 @@ double abis_calibration_fmr(const abis_calibration *c, double score);
 /* The smallest score whose FMR is at most `fmr` (the decision threshold). */
 double abis_calibration_threshold(const abis_calibration *c, double fmr);
 
+/* ---- fitting and fusion (src/match/calibration_fit.c, fusion.c) ---------- */
+
+/* The impostor side of a 1:N evaluation, for fitting an identification
+ * calibration: the best score of each non-mated probe against a gallery of
+ * `gallery_size` enrolments. */
+typedef struct abis_ident_scores {
+    size_t gallery_size;
+    const double *nonmated_best;
+    size_t n;
+} abis_ident_scores;
+
+/* Fit a calibration ("model": "table") from evaluation scores: the empirical
+ * impostor tail as FMR points, extended beyond the highest impostor score by
+ * a normal fit of the impostor scores; a likelihood-ratio model fitted by
+ * logistic regression on genuine vs impostor scores (needed for fusion); and,
+ * when `ident` is given, the FPIR curve at its gallery size.  *json is
+ * malloc'd (the caller frees it).  ABIS_E_INVALID when there are too few
+ * scores (at least 10 genuine and 100 impostor). */
+abis_status abis_calibration_fit(const double *genuine, size_t n_genuine, const double *impostor,
+                                 size_t n_impostor, const abis_ident_scores *ident, char **json,
+                                 abis_error *err);
+
+/* Natural-log likelihood ratio of a score (genuine vs impostor), capped so
+ * that LR <= 1 / FMR(score).  Returns 0 and sets *llr, or -1 when the
+ * calibration has no likelihood-ratio model (the random-directions default). */
+int abis_calibration_llr(const abis_calibration *c, double score, double *llr);
+
+/* The 1:N threshold for a target FPIR at `gallery_size` enrolments: from the
+ * fitted FPIR curve when there is one (rescaled from its gallery size as
+ * FPIR_M(s) = 1 - (1 - FPIR_N(s))^(M/N)), else from the FMR curve at
+ * target / gallery_size. */
+double abis_calibration_fpir_threshold(const abis_calibration *c, double target_fpir,
+                                       size_t gallery_size);
+
+/* Score-level fusion by likelihood ratio of several comparisons (several
+ * modalities, or several samples of one) assumed independent: the fused
+ * log-LR is the sum of each one's, and since an impostor's likelihood ratio
+ * has expectation 1, P(LR >= t | impostor) <= 1/t, so *fmr_bound =
+ * min(1, exp(-fused_llr)) bounds the fused false match rate.  A missing
+ * modality is simply absent from the arrays.  ABIS_E_INVALID when one of the
+ * calibrations has no likelihood-ratio model. */
+abis_status abis_fusion_lr(const abis_calibration *const *calibs, const double *scores, size_t n,
+                           double *fused_llr, double *fmr_bound, abis_error *err);
+
 #endif
