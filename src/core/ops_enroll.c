@@ -101,7 +101,7 @@ static abis_status dedup_search(abis_engine *e, segstate *s, const prepared *p, 
         st = g->ops->search(g, p[i].tmpl, p[i].len, 1, &filter, &hit, &got, err);
         if (st != ABIS_OK || got == 0)
             continue;
-        double threshold = abis_calibration_threshold(p[i].m->calib, e->dedup_fmr / (double)size);
+        double threshold = abis_calibration_fpir_threshold(p[i].m->calib, e->dedup_fmr, size);
         if (hit.score >= threshold && hit.score > *score) {
             *found = 1;
             *score = hit.score;

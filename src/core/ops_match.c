@@ -150,6 +150,10 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
 
     double best_fmr = 1.0;
     size_t best_i = 0;
+    double *scores = calloc(n_probes ? n_probes : 1, sizeof *scores);
+    const abis_calibration **calibs = calloc(n_probes ? n_probes : 1, sizeof *calibs);
+    if (st == ABIS_OK && (!scores || !calibs))
+        st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     unsigned char *buf = st == ABIS_OK ? malloc(1 << 20) : NULL;
     if (st == ABIS_OK && !buf)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
@@ -175,6 +179,8 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
                                 mods[i]->rec.name, probes[i].position ? " at that position" : "");
         if (st != ABIS_OK)
             break;
+        scores[i] = v.best;
+        calibs[i] = mods[i]->calib;
         double fmr = abis_calibration_fmr(mods[i]->calib, v.best);
         if (i == 0 || fmr < best_fmr) {
             best_fmr = fmr;
@@ -185,16 +191,26 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     if (buf)
         abis_modality_free_template(buf, 1 << 20);
     if (st == ABIS_OK) {
-        /* Several probes: the decision rests on the best one, and its FMR is
-         * multiplied by the number of probes (any of n impostor comparisons
-         * matching has probability at most n times one's): a conservative rule
-         * until score fusion is calibrated (docs/SECURITY.md). */
-        double fmr = best_fmr * (double)n_probes;
+        /* One probe: its calibrated FMR against the target.  Several probes
+         * (modalities, or samples of one): fused by likelihood ratio when
+         * every calibration has an LR model, deciding on the bound
+         * FMR <= 1 / fused LR (src/match/fusion.c); otherwise the best probe
+         * decides and its FMR is multiplied by the number of probes (any of n
+         * impostor comparisons matching has probability at most n times
+         * one's).  Both hold the purpose's target FMR. */
+        double fmr = best_fmr * (double)n_probes, fused_llr, bound;
+        res->threshold =
+            abis_calibration_threshold(mods[best_i]->calib, p->target_fmr / (double)n_probes);
+        abis_error fusion_err;
+        if (n_probes > 1 &&
+            abis_fusion_lr(calibs, scores, n_probes, &fused_llr, &bound, &fusion_err) == ABIS_OK) {
+            fmr = bound;
+            res->score = fused_llr;
+            res->threshold = -log(p->target_fmr);
+        }
         if (fmr > 1)
             fmr = 1;
         res->fmr = fmr;
-        res->threshold =
-            abis_calibration_threshold(mods[best_i]->calib, p->target_fmr / (double)n_probes);
         res->decision = fmr <= p->target_fmr ? ABIS_MATCH : ABIS_NO_MATCH;
         res->confidence = engine_confidence(fmr, p->target_fmr, res->decision == ABIS_MATCH);
         char hex[ABIS_ID_HEX_LEN + 1];
@@ -212,6 +228,8 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     }
     for (size_t i = 0; canon && i < n_probes; i++)
         abis_modality_free_template(canon[i], canon_len ? canon_len[i] : 0);
+    free(scores);
+    free(calibs);
     free(canon);
     free(canon_len);
     free(mods);
@@ -264,12 +282,11 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
 
     size_t n = 0;
     if (st == ABIS_OK) {
-        /* Open set: the threshold holds the purpose's target FMR over the
-         * whole gallery (target / size per comparison). */
-        double size = (double)g->ops->count(g);
-        if (size < 1)
-            size = 1;
-        double threshold = abis_calibration_threshold(m->calib, p->target_fmr / size);
+        /* Open set: the threshold holds the purpose's target rate of false
+         * positive identifications over the whole gallery (from the fitted
+         * 1:N curve, or the FMR curve at about target / size). */
+        size_t size = g->ops->count(g);
+        double threshold = abis_calibration_fpir_threshold(m->calib, p->target_fmr, size);
         for (size_t i = 0; i < got && st == ABIS_OK; i++) {
             if (hits[i].score < threshold)
                 break;
@@ -277,8 +294,7 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
             memset(cand, 0, sizeof *cand);
             cand->subject_id = seg->slot_ids[hits[i].slot];
             cand->score = hits[i].score;
-            double fmr = abis_calibration_fmr(m->calib, hits[i].score) * size;
-            cand->fmr = fmr > 1 ? 1 : fmr;
+            cand->fmr = abis_calibration_fpir(m->calib, hits[i].score, size);
             cand->confidence = engine_confidence(cand->fmr, p->target_fmr, 1);
             abis_subject_rec r;
             st = s->ops->subject_get(s, &cand->subject_id, &r, err);

@@ -47,14 +47,28 @@
 
 typedef enum cal_model { CAL_RANDOM_DIRECTIONS, CAL_TABLE } cal_model;
 
+/* A non-increasing rate (FMR, or FPIR for 1:N) against ascending scores. */
+typedef struct cal_curve {
+    size_t npoints;
+    double *score;
+    double *fmr;  /* the rate */
+    double *lfmr; /* log10(rate); -inf where it is 0 */
+} cal_curve;
+
 struct abis_calibration {
     cal_model model;
-    double dim;     /* random-directions */
-    double scale;   /* sqrt(dim / 2) */
-    size_t npoints; /* table */
-    double *score;
-    double *fmr;
-    double *lfmr; /* log10(fmr); -inf where fmr is 0 */
+    double dim;   /* random-directions */
+    double scale; /* sqrt(dim / 2) */
+    cal_curve t;  /* table: score -> FMR */
+    /* Optional likelihood-ratio model (calibration_fit.c): Gaussian genuine
+     * and impostor score densities, made monotone and normalised. */
+    int has_llr;
+    double gen_mean, gen_sd, imp_mean, imp_sd;
+    double llr_lo, llr_hi;    /* scores outside which the raw LLR is held constant */
+    double llr_log_norm;      /* ln E_impostor[LR] under the FMR curve, subtracted */
+    /* Optional 1:N curve: score -> FPIR at ident_gallery enrolments. */
+    cal_curve ident;
+    size_t ident_gallery;
 };
 
 /* ---- parsing ---------------------------------------------------------------- */
@@ -73,22 +87,23 @@ static abis_status parse_random_directions(json_t *root, abis_calibration *c, ab
     return ABIS_OK;
 }
 
-static abis_status parse_table(json_t *root, abis_calibration *c, abis_error *err)
+/* Parse an array of [score, rate] pairs (`what` names it in messages). */
+static abis_status parse_curve(json_t *pts, const char *what, const char *rate, cal_curve *c,
+                               abis_error *err)
 {
-    json_t *pts = json_object_get(root, "points");
     if (!pts)
-        return abis_error_set(err, ABIS_E_INVALID, "calibration: table needs \"points\"");
+        return abis_error_set(err, ABIS_E_INVALID, "calibration: missing \"%s\"", what);
     if (!json_is_array(pts))
         return abis_error_set(err, ABIS_E_INVALID,
-                              "calibration: \"points\" must be an array of [score, fmr] pairs");
+                              "calibration: \"%s\" must be an array of [score, %s] pairs", what, rate);
     size_t n = json_array_size(pts);
     if (n < 2)
         return abis_error_set(err, ABIS_E_INVALID,
-                              "calibration: \"points\" has %zu point%s, at least 2 are needed", n,
+                              "calibration: \"%s\" has %zu point%s, at least 2 are needed", what, n,
                               n == 1 ? "" : "s");
     if (n > CAL_MAX_POINTS)
         return abis_error_set(err, ABIS_E_INVALID,
-                              "calibration: \"points\" has %zu points, at most %d are allowed", n,
+                              "calibration: \"%s\" has %zu points, at most %d are allowed", what, n,
                               CAL_MAX_POINTS);
     c->score = malloc(n * sizeof *c->score);
     c->fmr = malloc(n * sizeof *c->fmr);
@@ -99,37 +114,182 @@ static abis_status parse_table(json_t *root, abis_calibration *c, abis_error *er
         json_t *p = json_array_get(pts, i);
         if (!json_is_array(p) || json_array_size(p) != 2)
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] is not a [score, fmr] pair", i);
+                                  "calibration: %s[%zu] is not a [score, %s] pair", what, i, rate);
         json_t *js = json_array_get(p, 0), *jf = json_array_get(p, 1);
         if (!json_is_number(js))
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] score is not a number", i);
+                                  "calibration: %s[%zu] score is not a number", what, i);
         if (!json_is_number(jf))
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] fmr is not a number", i);
+                                  "calibration: %s[%zu] %s is not a number", what, i, rate);
         double s = json_number_value(js), f = json_number_value(jf);
         if (!isfinite(s))
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] score is not finite", i);
+                                  "calibration: %s[%zu] score is not finite", what, i);
         if (!(f >= 0 && f <= 1))
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] fmr %g is not between 0 and 1", i, f);
+                                  "calibration: %s[%zu] %s %g is not between 0 and 1", what, i, rate, f);
         if (i > 0 && !(s > c->score[i - 1]))
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] score %g is not above points[%zu] "
+                                  "calibration: %s[%zu] score %g is not above %s[%zu] "
                                   "score %g",
-                                  i, s, i - 1, c->score[i - 1]);
+                                  what, i, s, what, i - 1, c->score[i - 1]);
         if (i > 0 && f > c->fmr[i - 1])
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: points[%zu] fmr %g is above points[%zu] fmr %g "
-                                  "(FMR must not increase with score)",
-                                  i, f, i - 1, c->fmr[i - 1]);
+                                  "calibration: %s[%zu] %s %g is above %s[%zu] %s %g "
+                                  "(%s must not increase with score)",
+                                  what, i, rate, f, what, i - 1, rate, c->fmr[i - 1],
+                                  strcmp(rate, "fpir") == 0 ? "FPIR" : "FMR");
         c->score[i] = s;
         c->fmr[i] = f;
         c->lfmr[i] = f > 0 ? log10(f) : -INFINITY;
     }
     c->npoints = n;
     return ABIS_OK;
+}
+
+static abis_status parse_table(json_t *root, abis_calibration *c, abis_error *err)
+{
+    json_t *pts = json_object_get(root, "points");
+    if (!pts)
+        return abis_error_set(err, ABIS_E_INVALID, "calibration: table needs \"points\"");
+    return parse_curve(pts, "points", "fmr", &c->t, err);
+}
+
+/* ---- optional parts: likelihood ratio, 1:N curve ------------------------------ */
+
+/* Bounds on a log-likelihood ratio (natural log): e^60 is beyond any rate we
+ * can observe, and keeps exp() finite. */
+#define LLR_CLAMP 60.0
+
+static double table_fmr(const cal_curve *c, double s);
+static double table_segment_fmr(const cal_curve *c, size_t i, double s);
+
+/* The Gaussian log-likelihood ratio, held constant beyond its extremum so it
+ * never decreases with the score. */
+static double llr_raw(const abis_calibration *c, double s)
+{
+    if (s < c->llr_lo)
+        s = c->llr_lo;
+    if (s > c->llr_hi)
+        s = c->llr_hi;
+    double zg = (s - c->gen_mean) / c->gen_sd, zi = (s - c->imp_mean) / c->imp_sd;
+    return log(c->imp_sd / c->gen_sd) - 0.5 * zg * zg + 0.5 * zi * zi;
+}
+
+/* LLR capped so that LR <= 1 / FMR(s): no score may claim more evidence
+ * against "impostor" than the impostor tail itself allows. */
+static double llr_capped(const abis_calibration *c, double s)
+{
+    double l = llr_raw(c, s);
+    double f = abis_calibration_fmr(c, s);
+    if (f > 0 && l > -log(f))
+        l = -log(f);
+    if (l > LLR_CLAMP)
+        l = LLR_CLAMP;
+    if (l < -LLR_CLAMP)
+        l = -LLR_CLAMP;
+    return l;
+}
+
+/* ln E[LR] over the impostor score distribution that the FMR table
+ * describes.  Each table segment's mass is split into 32 steps and weighted
+ * by the LR at the step's upper end (LR does not decrease with the score, so
+ * this overestimates E and the normalised LR errs low: conservative).  Mass
+ * below the first point sits at the first point; mass above the last point
+ * (the table's last FMR) sits at the last point. */
+static double llr_log_norm(const abis_calibration *c)
+{
+    const cal_curve *t = &c->t;
+    double e = (1.0 - t->fmr[0]) * exp(llr_capped(c, t->score[0]));
+    for (size_t i = 0; i + 1 < t->npoints; i++) {
+        double prev = t->fmr[i];
+        for (int k = 1; k <= 32; k++) {
+            double sk = t->score[i] + (t->score[i + 1] - t->score[i]) * k / 32.0;
+            double fk = k == 32 ? t->fmr[i + 1] : table_segment_fmr(t, i, sk);
+            e += (prev - fk) * exp(llr_capped(c, sk));
+            prev = fk;
+        }
+    }
+    e += t->fmr[t->npoints - 1] * exp(llr_capped(c, t->score[t->npoints - 1]));
+    return e > 0 ? log(e) : 0;
+}
+
+static abis_status parse_mean_sd(json_t *o, const char *key, double *mean, double *sd,
+                                 abis_error *err)
+{
+    json_t *a = json_object_get(o, key);
+    if (!json_is_array(a) || json_array_size(a) != 2 || !json_is_number(json_array_get(a, 0)) ||
+        !json_is_number(json_array_get(a, 1)))
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "calibration: llr \"%s\" must be [mean, standard deviation]", key);
+    *mean = json_number_value(json_array_get(a, 0));
+    *sd = json_number_value(json_array_get(a, 1));
+    if (!isfinite(*mean) || !(*sd > 0) || !isfinite(*sd))
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "calibration: llr \"%s\" needs a finite mean and a positive "
+                              "standard deviation",
+                              key);
+    return ABIS_OK;
+}
+
+static abis_status parse_llr(json_t *llr, abis_calibration *c, abis_error *err)
+{
+    if (c->model != CAL_TABLE)
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "calibration: \"llr\" needs a fitted \"table\" model");
+    json_t *m = json_is_object(llr) ? json_object_get(llr, "model") : NULL;
+    if (!json_is_string(m) || strcmp(json_string_value(m), "gaussian") != 0)
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "calibration: \"llr\" must be {\"model\": \"gaussian\", "
+                              "\"genuine\": [mean, sd], \"impostor\": [mean, sd]}");
+    abis_status st = parse_mean_sd(llr, "genuine", &c->gen_mean, &c->gen_sd, err);
+    if (st == ABIS_OK)
+        st = parse_mean_sd(llr, "impostor", &c->imp_mean, &c->imp_sd, err);
+    if (st != ABIS_OK)
+        return st;
+    if (!(c->gen_mean > c->imp_mean))
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "calibration: llr genuine mean %g is not above impostor mean %g",
+                              c->gen_mean, c->imp_mean);
+    /* The quadratic's extremum: where d/ds of the raw LLR is 0. */
+    c->llr_lo = -INFINITY;
+    c->llr_hi = INFINITY;
+    double pg = 1.0 / (c->gen_sd * c->gen_sd), pi = 1.0 / (c->imp_sd * c->imp_sd);
+    if (pg != pi) {
+        double extremum = (c->imp_mean * pi - c->gen_mean * pg) / (pi - pg);
+        if (pg > pi) /* genuine narrower: a maximum, hold it above */
+            c->llr_hi = extremum;
+        else /* genuine wider: a minimum, hold it below */
+            c->llr_lo = extremum;
+    }
+    c->has_llr = 1;
+    c->llr_log_norm = llr_log_norm(c);
+    return ABIS_OK;
+}
+
+static abis_status parse_ident(json_t *id, abis_calibration *c, abis_error *err)
+{
+    json_t *n = json_is_object(id) ? json_object_get(id, "gallery_size") : NULL;
+    if (!json_is_integer(n) || json_integer_value(n) < 1)
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "calibration: \"identification\" needs an integer "
+                              "\"gallery_size\" of at least 1");
+    c->ident_gallery = (size_t)json_integer_value(n);
+    return parse_curve(json_object_get(id, "points"), "identification points", "fpir", &c->ident,
+                       err);
+}
+
+/* The optional members every model may carry. */
+static abis_status parse_extras(json_t *root, abis_calibration *c, abis_error *err)
+{
+    abis_status st = ABIS_OK;
+    json_t *llr = json_object_get(root, "llr"), *id = json_object_get(root, "identification");
+    if (llr)
+        st = parse_llr(llr, c, err);
+    if (st == ABIS_OK && id)
+        st = parse_ident(id, c, err);
+    return st;
 }
 
 abis_status abis_calibration_parse(const char *json, abis_calibration **out, abis_error *err)
@@ -176,6 +336,8 @@ abis_status abis_calibration_parse(const char *json, abis_calibration **out, abi
                             "\"table\")",
                             name);
     }
+    if (st == ABIS_OK)
+        st = parse_extras(root, c, err);
 done:
     json_decref(root);
     if (st == ABIS_OK)
@@ -196,9 +358,12 @@ void abis_calibration_free(abis_calibration *c)
 {
     if (!c)
         return;
-    free(c->score);
-    free(c->fmr);
-    free(c->lfmr);
+    free(c->t.score);
+    free(c->t.fmr);
+    free(c->t.lfmr);
+    free(c->ident.score);
+    free(c->ident.fmr);
+    free(c->ident.lfmr);
     free(c);
 }
 
@@ -210,7 +375,7 @@ const char *abis_calibration_model(const abis_calibration *c)
 /* ---- score -> FMR ------------------------------------------------------------ */
 
 /* FMR within table segment i (between points i and i + 1), for a score in it. */
-static double table_segment_fmr(const abis_calibration *c, size_t i, double s)
+static double table_segment_fmr(const cal_curve *c, size_t i, double s)
 {
     double s0 = c->score[i], s1 = c->score[i + 1];
     double t = (s - s0) / (s1 - s0);
@@ -231,7 +396,7 @@ static double table_segment_fmr(const abis_calibration *c, size_t i, double s)
     return f;
 }
 
-static double table_fmr(const abis_calibration *c, double s)
+static double table_fmr(const cal_curve *c, double s)
 {
     size_t n = c->npoints;
     if (!(s > c->score[0])) /* also NaN: the most conservative answer */
@@ -260,7 +425,7 @@ static double rd_fmr(const abis_calibration *c, double s)
 
 double abis_calibration_fmr(const abis_calibration *c, double score)
 {
-    return c->model == CAL_TABLE ? table_fmr(c, score) : rd_fmr(c, score);
+    return c->model == CAL_TABLE ? table_fmr(&c->t, score) : rd_fmr(c, score);
 }
 
 /* ---- FMR -> threshold ------------------------------------------------------- */
@@ -290,7 +455,7 @@ static double rd_threshold(const abis_calibration *c, double target)
     return hi;
 }
 
-static double table_threshold(const abis_calibration *c, double target)
+static double table_threshold(const cal_curve *c, double target)
 {
     size_t n = c->npoints;
     double beyond = c->score[n - 1] + 1.0 + (c->score[n - 1] - c->score[0]);
@@ -324,5 +489,45 @@ static double table_threshold(const abis_calibration *c, double target)
 
 double abis_calibration_threshold(const abis_calibration *c, double fmr)
 {
-    return c->model == CAL_TABLE ? table_threshold(c, fmr) : rd_threshold(c, fmr);
+    return c->model == CAL_TABLE ? table_threshold(&c->t, fmr) : rd_threshold(c, fmr);
+}
+
+/* ---- likelihood ratio and 1:N ------------------------------------------------------ */
+
+int abis_calibration_llr(const abis_calibration *c, double score, double *llr)
+{
+    if (!c->has_llr)
+        return -1;
+    *llr = llr_capped(c, score) - c->llr_log_norm;
+    return 0;
+}
+
+/* 1 - (1 - p)^m, accurate for tiny p. */
+static double at_least_one(double p, double m)
+{
+    if (p >= 1)
+        return 1;
+    return -expm1(m * log1p(-p));
+}
+
+double abis_calibration_fpir(const abis_calibration *c, double score, size_t gallery_size)
+{
+    double m = gallery_size ? (double)gallery_size : 1;
+    if (c->ident.npoints)
+        return at_least_one(table_fmr(&c->ident, score), m / (double)c->ident_gallery);
+    return at_least_one(abis_calibration_fmr(c, score), m);
+}
+
+double abis_calibration_fpir_threshold(const abis_calibration *c, double target_fpir,
+                                       size_t gallery_size)
+{
+    double m = gallery_size ? (double)gallery_size : 1;
+    if (!(target_fpir > 0))
+        return abis_calibration_threshold(c, -1);
+    /* Invert 1 - (1 - p)^(m/n) <= target for the per-curve rate p. */
+    if (c->ident.npoints) {
+        double p = at_least_one(target_fpir, (double)c->ident_gallery / m);
+        return table_threshold(&c->ident, p);
+    }
+    return abis_calibration_threshold(c, at_least_one(target_fpir, 1.0 / m));
 }

@@ -78,6 +78,10 @@ abis_status abis_calibration_fit(const double *genuine, size_t n_genuine, const 
  * calibration has no likelihood-ratio model (the random-directions default). */
 int abis_calibration_llr(const abis_calibration *c, double score, double *llr);
 
+/* The false positive identification rate of a score against `gallery_size`
+ * enrolments: from the FPIR curve when there is one, else 1 - (1 - FMR)^size. */
+double abis_calibration_fpir(const abis_calibration *c, double score, size_t gallery_size);
+
 /* The 1:N threshold for a target FPIR at `gallery_size` enrolments: from the
  * fitted FPIR curve when there is one (rescaled from its gallery size as
  * FPIR_M(s) = 1 - (1 - FPIR_N(s))^(M/N)), else from the FMR curve at
