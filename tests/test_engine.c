@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "crypto/crypto.h"
+#include "match/match.h"
 #include "store/store.h"
 #include "testutil.h"
 
@@ -699,6 +700,90 @@ static void test_audit_export_holds_no_biometric_data(void **state)
     assert_true(abis_test_file_contains(path, "\"verify\"", 8));
 }
 
+/* ---- calibration and fusion ---- */
+
+#define VOICE_DIM 32
+#define VOICE_SIGMA 1.4
+
+/* Fit a calibration for a synthetic modality from 200 identities' scores. */
+static char *fit_synthetic(uint64_t seed, size_t dim, double sigma)
+{
+    enum { N = 200 };
+    float *a = malloc(N * dim * sizeof *a), *b = malloc(N * dim * sizeof *b);
+    double *gen = malloc(N * sizeof *gen), *imp = malloc(N * N * sizeof *imp);
+    size_t ng = 0, ni = 0;
+    for (size_t i = 0; i < N; i++) {
+        abis_synth_sample(seed, 10000 + i, 0, sigma, a + i * dim, dim);
+        abis_synth_sample(seed, 10000 + i, 1, sigma, b + i * dim, dim);
+    }
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < N; j++) {
+            double v = abis_dot_scalar(a + i * dim, b + j * dim, dim);
+            if (i == j)
+                gen[ng++] = v;
+            else
+                imp[ni++] = v;
+        }
+    char *json = NULL;
+    abis_error err;
+    assert_status(abis_calibration_fit(gen, ng, imp, ni, NULL, &json, &err), ABIS_OK, &err);
+    free(a);
+    free(b);
+    free(gen);
+    free(imp);
+    return json;
+}
+
+static void test_fused_verification_with_fitted_calibrations(void **state)
+{
+    fx *f = *state;
+    assert_status(abis_modality_add(f->e, NULL, "voice", "vector", VOICE_DIM, &f->err), ABIS_OK,
+                  &f->err);
+    char *fj = fit_synthetic(SEED, DIM, ABIS_SYNTH_SIGMA);
+    char *vj = fit_synthetic(SEED + 100, VOICE_DIM, VOICE_SIGMA);
+    assert_status(abis_modality_set_calibration(f->e, NULL, "face", fj, &f->err), ABIS_OK, &f->err);
+    assert_status(abis_modality_set_calibration(f->e, NULL, "voice", vj, &f->err), ABIS_OK,
+                  &f->err);
+    free(fj);
+    free(vj);
+    float fv[DIM], vv[VOICE_DIM], pf[DIM], pv[VOICE_DIM];
+    abis_template_input t[2] = {
+        face(fv, 1, 0), {.modality = "voice", .vector = vv, .dim = VOICE_DIM, .quality = -1}};
+    abis_synth_sample(SEED + 100, 1, 0, VOICE_SIGMA, vv, VOICE_DIM);
+    const char *consents[] = {consent_purpose};
+    abis_enroll_request req = {
+        .segment = "city", .templates = t, .n_templates = 2, .consents = consents, .n_consents = 1};
+    abis_enroll_result res;
+    assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_OK, &f->err);
+
+    abis_template_input probe[2] = {
+        face(pf, 1, 1), {.modality = "voice", .vector = pv, .dim = VOICE_DIM, .quality = -1}};
+    abis_synth_sample(SEED + 100, 1, 1, VOICE_SIGMA, pv, VOICE_DIM);
+    abis_verify_result r;
+    assert_status(
+        abis_subject_verify(f->e, NULL, &res.subject_id, consent_purpose, probe, 2, &r, &f->err),
+        ABIS_OK, &f->err);
+    assert_int_equal(r.decision, ABIS_MATCH);
+    assert_true(r.score > 5); /* the fused log-likelihood ratio */
+    assert_true(r.fmr < 1e-4);
+
+    /* Someone else's face and voice: no match. */
+    probe[0] = face(pf, 2, 1);
+    abis_synth_sample(SEED + 100, 2, 1, VOICE_SIGMA, pv, VOICE_DIM);
+    assert_status(
+        abis_subject_verify(f->e, NULL, &res.subject_id, consent_purpose, probe, 2, &r, &f->err),
+        ABIS_OK, &f->err);
+    assert_int_equal(r.decision, ABIS_NO_MATCH);
+    /* The fitted calibration survives a reopen. */
+    reopen(f);
+    probe[0] = face(pf, 1, 2);
+    abis_synth_sample(SEED + 100, 1, 2, VOICE_SIGMA, pv, VOICE_DIM);
+    assert_status(
+        abis_subject_verify(f->e, NULL, &res.subject_id, consent_purpose, probe, 2, &r, &f->err),
+        ABIS_OK, &f->err);
+    assert_int_equal(r.decision, ABIS_MATCH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +817,7 @@ int main(void)
         T(test_deletion_frees_the_external_ref_and_is_audited),
         T(test_audit_chain_verifies_after_every_operation),
         T(test_audit_export_holds_no_biometric_data),
+        T(test_fused_verification_with_fitted_calibrations),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

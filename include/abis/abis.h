@@ -216,9 +216,12 @@ const char *abis_confidence_name(abis_confidence c); /* "low", "medium", "high" 
 typedef struct abis_verify_result {
     abis_decision decision;
     abis_confidence confidence;
-    double score;     /* best similarity; shown to callers only on request */
-    double fmr;       /* the false match rate the calibration gives that score */
-    double threshold; /* the score the purpose's target FMR requires */
+    double score;     /* best similarity; for a fused decision (several probes whose
+                       * calibrations carry LR models), the fused log-likelihood
+                       * ratio.  Shown to callers only on request. */
+    double fmr;       /* the false match rate of that score (fused: of the fused LLR) */
+    double threshold; /* the score the purpose's target FMR requires of the best
+                       * probe alone */
 } abis_verify_result;
 
 /* Verify 1:1: is this probe the subject?  Refused (ABIS_E_NO_CONSENT,

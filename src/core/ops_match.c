@@ -193,20 +193,19 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     if (st == ABIS_OK) {
         /* One probe: its calibrated FMR against the target.  Several probes
          * (modalities, or samples of one): fused by likelihood ratio when
-         * every calibration has an LR model, deciding on the bound
-         * FMR <= 1 / fused LR (src/match/fusion.c); otherwise the best probe
+         * every calibration has an LR model, deciding on the fused FMR
+         * computed under independence (src/match/fusion.c); otherwise the best probe
          * decides and its FMR is multiplied by the number of probes (any of n
          * impostor comparisons matching has probability at most n times
          * one's).  Both hold the purpose's target FMR. */
-        double fmr = best_fmr * (double)n_probes, fused_llr, bound;
+        double fmr = best_fmr * (double)n_probes, fused_llr, fused_fmr;
         res->threshold =
             abis_calibration_threshold(mods[best_i]->calib, p->target_fmr / (double)n_probes);
         abis_error fusion_err;
-        if (n_probes > 1 &&
-            abis_fusion_lr(calibs, scores, n_probes, &fused_llr, &bound, &fusion_err) == ABIS_OK) {
-            fmr = bound;
+        if (n_probes > 1 && abis_fusion_lr(calibs, scores, n_probes, &fused_llr, &fused_fmr,
+                                           &fusion_err) == ABIS_OK) {
+            fmr = fused_fmr;
             res->score = fused_llr;
-            res->threshold = -log(p->target_fmr);
         }
         if (fmr > 1)
             fmr = 1;

@@ -64,8 +64,10 @@ struct abis_calibration {
      * and impostor score densities, made monotone and normalised. */
     int has_llr;
     double gen_mean, gen_sd, imp_mean, imp_sd;
-    double llr_lo, llr_hi;    /* scores outside which the raw LLR is held constant */
-    double llr_log_norm;      /* ln E_impostor[LR] under the FMR curve, subtracted */
+    double llr_lo, llr_hi; /* scores outside which the raw LLR is held constant */
+    double llr_log_norm;   /* ln E_impostor[LR] under the FMR curve, subtracted */
+    double *imp_pmf;       /* impostor distribution of the LLR on the fusion grid */
+    double *imp_surv;      /* imp_surv[k] = P(LLR >= grid value k | impostor) */
     /* Optional 1:N curve: score -> FPIR at ident_gallery enrolments. */
     cal_curve ident;
     size_t ident_gallery;
@@ -95,7 +97,8 @@ static abis_status parse_curve(json_t *pts, const char *what, const char *rate, 
         return abis_error_set(err, ABIS_E_INVALID, "calibration: missing \"%s\"", what);
     if (!json_is_array(pts))
         return abis_error_set(err, ABIS_E_INVALID,
-                              "calibration: \"%s\" must be an array of [score, %s] pairs", what, rate);
+                              "calibration: \"%s\" must be an array of [score, %s] pairs", what,
+                              rate);
     size_t n = json_array_size(pts);
     if (n < 2)
         return abis_error_set(err, ABIS_E_INVALID,
@@ -117,18 +120,19 @@ static abis_status parse_curve(json_t *pts, const char *what, const char *rate, 
                                   "calibration: %s[%zu] is not a [score, %s] pair", what, i, rate);
         json_t *js = json_array_get(p, 0), *jf = json_array_get(p, 1);
         if (!json_is_number(js))
-            return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: %s[%zu] score is not a number", what, i);
+            return abis_error_set(err, ABIS_E_INVALID, "calibration: %s[%zu] score is not a number",
+                                  what, i);
         if (!json_is_number(jf))
-            return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: %s[%zu] %s is not a number", what, i, rate);
+            return abis_error_set(err, ABIS_E_INVALID, "calibration: %s[%zu] %s is not a number",
+                                  what, i, rate);
         double s = json_number_value(js), f = json_number_value(jf);
         if (!isfinite(s))
-            return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: %s[%zu] score is not finite", what, i);
+            return abis_error_set(err, ABIS_E_INVALID, "calibration: %s[%zu] score is not finite",
+                                  what, i);
         if (!(f >= 0 && f <= 1))
             return abis_error_set(err, ABIS_E_INVALID,
-                                  "calibration: %s[%zu] %s %g is not between 0 and 1", what, i, rate, f);
+                                  "calibration: %s[%zu] %s %g is not between 0 and 1", what, i,
+                                  rate, f);
         if (i > 0 && !(s > c->score[i - 1]))
             return abis_error_set(err, ABIS_E_INVALID,
                                   "calibration: %s[%zu] score %g is not above %s[%zu] "
@@ -195,7 +199,8 @@ static double llr_capped(const abis_calibration *c, double s)
 /* ln E[LR] over the impostor score distribution that the FMR table
  * describes.  Each table segment's mass is split into 32 steps and weighted
  * by the LR at the step's upper end (LR does not decrease with the score, so
- * this overestimates E and the normalised LR errs low: conservative).  Mass
+ * this overestimates E: the normalised LR's impostor mean is at most 1;
+ * fusion does not depend on it, it computes fused FMRs exactly).  Mass
  * below the first point sits at the first point; mass above the last point
  * (the table's last FMR) sits at the last point. */
 static double llr_log_norm(const abis_calibration *c)
@@ -213,6 +218,53 @@ static double llr_log_norm(const abis_calibration *c)
     }
     e += t->fmr[t->npoints - 1] * exp(llr_capped(c, t->score[t->npoints - 1]));
     return e > 0 ? log(e) : 0;
+}
+
+/* Add impostor mass `m` at score s to the grid bin at or above its LLR:
+ * rounding up overstates impostor LLRs, so fused FMRs err high (safe side). */
+static void pmf_add(abis_calibration *c, double s, double m)
+{
+    double l = llr_capped(c, s) - c->llr_log_norm;
+    double k = ceil((l - ABIS_FUSION_GRID_LO) / ABIS_FUSION_GRID_STEP);
+    if (k < 0)
+        k = 0;
+    if (k > ABIS_FUSION_GRID_BINS - 1)
+        k = ABIS_FUSION_GRID_BINS - 1;
+    c->imp_pmf[(size_t)k] += m;
+}
+
+/* The impostor distribution of the (normalised) LLR on the fusion grid,
+ * integrated over the FMR table the same way as llr_log_norm. */
+static abis_status build_impostor_pmf(abis_calibration *c, abis_error *err)
+{
+    c->imp_pmf = calloc(ABIS_FUSION_GRID_BINS, sizeof *c->imp_pmf);
+    c->imp_surv = calloc(ABIS_FUSION_GRID_BINS + 1, sizeof *c->imp_surv);
+    if (!c->imp_pmf || !c->imp_surv)
+        return abis_error_set(err, ABIS_E_NOMEM, "calibration: out of memory");
+    const cal_curve *t = &c->t;
+    pmf_add(c, t->score[0], 1.0 - t->fmr[0]);
+    for (size_t i = 0; i + 1 < t->npoints; i++) {
+        double prev = t->fmr[i];
+        for (int k = 1; k <= 32; k++) {
+            double sk = t->score[i] + (t->score[i + 1] - t->score[i]) * k / 32.0;
+            double fk = k == 32 ? t->fmr[i + 1] : table_segment_fmr(t, i, sk);
+            pmf_add(c, sk, prev - fk);
+            prev = fk;
+        }
+    }
+    pmf_add(c, t->score[t->npoints - 1], t->fmr[t->npoints - 1]);
+    for (size_t k = ABIS_FUSION_GRID_BINS; k-- > 0;)
+        c->imp_surv[k] = c->imp_surv[k + 1] + c->imp_pmf[k];
+    return ABIS_OK;
+}
+
+const double *abis_calibration_impostor_llr(const abis_calibration *c, const double **survival)
+{
+    if (!c->has_llr)
+        return NULL;
+    if (survival)
+        *survival = c->imp_surv;
+    return c->imp_pmf;
 }
 
 static abis_status parse_mean_sd(json_t *o, const char *key, double *mean, double *sd,
@@ -265,7 +317,7 @@ static abis_status parse_llr(json_t *llr, abis_calibration *c, abis_error *err)
     }
     c->has_llr = 1;
     c->llr_log_norm = llr_log_norm(c);
-    return ABIS_OK;
+    return build_impostor_pmf(c, err);
 }
 
 static abis_status parse_ident(json_t *id, abis_calibration *c, abis_error *err)
@@ -364,6 +416,8 @@ void abis_calibration_free(abis_calibration *c)
     free(c->ident.score);
     free(c->ident.fmr);
     free(c->ident.lfmr);
+    free(c->imp_pmf);
+    free(c->imp_surv);
     free(c);
 }
 

@@ -11,8 +11,9 @@
  *   down to 1e-15 below it: measured where there is data, modelled (and
  *   marked as such in "tail") where there is not.
  * - Likelihood ratio: Gaussian fits of the genuine and the impostor scores
- *   (calibration.c makes it monotone, caps it at 1 / FMR and normalises it so
- *   that an impostor's expected LR is 1, which fusion relies on).
+ *   (calibration.c makes it monotone, caps it at 1 / FMR, scales it so an
+ *   impostor's expected LR is at most 1, and derives from the FMR table the
+ *   impostor distribution of the LLR that fusion convolves).
  * - 1:N: the same empirical survival function over the best scores of
  *   non-mated probes at the evaluated gallery size, with the same tail.
  */
@@ -171,16 +172,17 @@ abis_status abis_calibration_fit(const double *genuine, size_t n_genuine, const 
     json_t *pts = survival_points(imp, n_impostor, &tail_from);
     abis_status st = ABIS_OK;
     if (!root || !pts || json_array_size(pts) < 2) {
-        st = abis_error_set(err, json_array_size(pts) < 2 && pts ? ABIS_E_INVALID : ABIS_E_NOMEM,
-                            "%s", pts ? "impostor scores are all equal: nothing to fit"
-                                      : "out of memory");
+        st = abis_error_set(
+            err, json_array_size(pts) < 2 && pts ? ABIS_E_INVALID : ABIS_E_NOMEM, "%s",
+            pts ? "impostor scores are all equal: nothing to fit" : "out of memory");
         json_decref(pts);
         goto done;
     }
     json_object_set_new(root, "model", json_string("table"));
     json_object_set_new(root, "points", pts);
-    json_object_set_new(root, "tail", json_pack("{s:s, s:f, s:f, s:f}", "fit", "normal", "from",
-                                                tail_from, "mean", im, "sd", is));
+    json_object_set_new(root, "tail",
+                        json_pack("{s:s, s:f, s:f, s:f}", "fit", "normal", "from", tail_from,
+                                  "mean", im, "sd", is));
     if (gm > im && gs > 0 && is > 0)
         json_object_set_new(root, "llr",
                             json_pack("{s:s, s:[f, f], s:[f, f]}", "model", "gaussian", "genuine",

@@ -89,14 +89,28 @@ double abis_calibration_fpir(const abis_calibration *c, double score, size_t gal
 double abis_calibration_fpir_threshold(const abis_calibration *c, double target_fpir,
                                        size_t gallery_size);
 
+/* The grid on which fusion holds impostor LLR distributions: values
+ * LO + k * STEP for k in [0, BINS).  Step 0.05 in natural-log units is a
+ * 5 % step in likelihood ratio. */
+#define ABIS_FUSION_GRID_LO (-60.0)
+#define ABIS_FUSION_GRID_STEP 0.05
+#define ABIS_FUSION_GRID_BINS 2401
+
+/* The impostor distribution of a calibration's normalised LLR on the fusion
+ * grid (probability mass per grid value, each LLR rounded up to the grid)
+ * and, in *survival (may be NULL), P(LLR >= grid value k) for k in
+ * [0, BINS] (survival[BINS] = 0).  NULL when there is no LR model.  Owned by
+ * the calibration. */
+const double *abis_calibration_impostor_llr(const abis_calibration *c, const double **survival);
+
 /* Score-level fusion by likelihood ratio of several comparisons (several
  * modalities, or several samples of one) assumed independent: the fused
- * log-LR is the sum of each one's, and since an impostor's likelihood ratio
- * has expectation 1, P(LR >= t | impostor) <= 1/t, so *fmr_bound =
- * min(1, exp(-fused_llr)) bounds the fused false match rate.  A missing
- * modality is simply absent from the arrays.  ABIS_E_INVALID when one of the
- * calibrations has no likelihood-ratio model. */
+ * log-LR is the sum of each one's, and its false match rate is computed
+ * exactly under independence from the calibrations' impostor LLR
+ * distributions (convolved on the fusion grid; rounding each LLR up makes
+ * the result err high).  A missing modality is simply absent from the
+ * arrays.  ABIS_E_INVALID when a calibration has no likelihood-ratio model. */
 abis_status abis_fusion_lr(const abis_calibration *const *calibs, const double *scores, size_t n,
-                           double *fused_llr, double *fmr_bound, abis_error *err);
+                           double *fused_llr, double *fused_fmr, abis_error *err);
 
 #endif
