@@ -8,6 +8,7 @@
  * (standard input).  Global options may come before or after the command.
  */
 #include "cli/cli.h"
+#include "crypto/crypto.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -356,7 +357,9 @@ static int split_template_spec(const cli_ctx *ctx, const char *opt, char *spec, 
 void cli_templates_free(cli_templates *t)
 {
     for (size_t i = 0; i < t->n; i++) {
-        free(t->vectors ? t->vectors[i] : NULL);
+        /* Probe vectors are biometric data: wiped, not just freed. */
+        if (t->vectors)
+            abis_wipe_free(t->vectors[i], t->in ? t->in[i].dim * sizeof(float) : 0);
         free(t->specs ? t->specs[i] : NULL);
     }
     free(t->in);

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto/crypto.h"
 #include "template/vector.h"
 #include "util/progress.h"
 
@@ -223,7 +224,7 @@ typedef struct person {
 static void person_free(person *p)
 {
     for (size_t i = 0; i < p->n_templates; i++)
-        free(p->vectors[i]);
+        abis_wipe_free(p->vectors[i], p->tmpl[i].dim * sizeof(float));
     p->n_templates = 0;
 }
 

@@ -206,6 +206,14 @@ void abis_hash2(const void *a, size_t alen, const void *b, size_t blen, unsigned
     crypto_generichash_final(&st, out, 32);
 }
 
+void abis_wipe_free(void *p, size_t len)
+{
+    if (p) {
+        sodium_memzero(p, len);
+        free(p);
+    }
+}
+
 void abis_to_hex(const void *bin, size_t len, char *hex)
 {
     sodium_bin2hex(hex, 2 * len + 1, bin, len);

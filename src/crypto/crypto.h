@@ -74,6 +74,10 @@ int abis_sign_check(const unsigned char pk[ABIS_SIGN_PK_BYTES], const void *msg,
 /* BLAKE2b-256 over the concatenation of two buffers (either may be empty). */
 void abis_hash2(const void *a, size_t alen, const void *b, size_t blen, unsigned char out[32]);
 
+/* Wipe `len` bytes (sodium_memzero) and free them: for buffers that held
+ * biometric data or keys.  NULL is allowed. */
+void abis_wipe_free(void *p, size_t len);
+
 /* Hex helpers (sodium_bin2hex / sodium_hex2bin).  from_hex returns 0 when
  * `hex` is exactly 2*len hex digits, -1 otherwise. */
 void abis_to_hex(const void *bin, size_t len, char *hex /* 2*len+1 */);

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crypto/crypto.h"
+
 #include <jansson.h>
 
 /* The largest vector accepted: far above any embedding in use (128 to 4096
@@ -466,7 +468,7 @@ abis_status abis_vector_read_file(const char *path, float **out, size_t *n, abis
         st = abis_error_set(err, ABIS_E_INVALID, "the file is empty");
     else
         st = abis_vector_parse_raw(buf, len, out, n, err);
-    free(buf);
+    abis_wipe_free(buf, len);
     if (st != ABIS_OK)
         abis_error_prefix(err, "%s", path);
     return st;
