@@ -132,6 +132,9 @@ int cli_cmd_audit_export(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_audit_pubkey(cli_ctx *ctx, const cli_args *a);
 /* cmd_import.c */
 int cli_cmd_import(cli_ctx *ctx, const cli_args *a);
+/* cmd_eval.c */
+int cli_cmd_eval(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a);
 
 /* ---- output (output.c) ---------------------------------------------------- */
 

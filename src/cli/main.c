@@ -43,6 +43,19 @@ static const cli_optspec find_opts[] = {{"segment", 0, 1, 0}, {"ref", 0, 1, 0}, 
 static const cli_optspec export_opts[] = {{"output", 'o', 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec import_opts[] = {
     {"force", 0, 0, 0}, {"rejects", 0, 1, 0}, {"ids", 0, 1, 0}, {NULL, 0, 0, 0}};
+static const cli_optspec eval_opts[] = {
+    {"set", 0, 1, 1},       {"layout", 0, 1, 0},        {"pairs", 0, 1, 0},
+    {"protocol", 0, 1, 0},  {"modality", 0, 1, 0},      {"kind", 0, 1, 0},
+    {"dim", 0, 1, 0},       {"out", 'o', 1, 0},         {"name", 0, 1, 1},
+    {"bootstrap", 0, 1, 0}, {"threads", 0, 1, 0},       {"check-calibration", 0, 0, 0},
+    {"fuse", 0, 1, 0},      {"max-impostors", 0, 1, 0}, {"nonmated-share", 0, 1, 0},
+    {"seed", 0, 1, 0},      {"holdout", 0, 1, 0},       {NULL, 0, 0, 0},
+};
+static const cli_optspec calibrate_set_opts[] = {
+    {"set", 0, 1, 0},       {"layout", 0, 1, 0},  {"pairs", 0, 1, 0},         {"protocol", 0, 1, 0},
+    {"modality", 0, 1, 0},  {"holdout", 0, 1, 0}, {"gallery-size", 0, 1, 0},  {"seed", 0, 1, 0},
+    {"bootstrap", 0, 1, 0}, {"threads", 0, 1, 0}, {"max-impostors", 0, 1, 0}, {NULL, 0, 0, 0},
+};
 
 /* ---- the command table ----------------------------------------------------- */
 
@@ -274,6 +287,73 @@ const cli_command cli_commands[] = {
      "Example:\n"
      "  abis import people.jsonl --rejects rejected.jsonl\n",
      import_opts, 1, 1, CLI_OPEN_RW, cli_cmd_import},
+
+    {"eval",
+     "--set PATH [--layout L] [--pairs FILE] [--protocol all|fvc|pairs|1n] "
+     "(--modality NAME | --kind vector [--dim N]) [--out DIR] [options]",
+     "measure accuracy on a labelled set: DET, histograms, CMC, JSON report",
+     "Compares the samples of a labelled set with the modality's own validation,\n"
+     "comparison and gallery code, and writes DIR/report.json, DIR/det.svg,\n"
+     "DIR/hist.svg and, for 1n, DIR/cmc.svg.  Prints EER, FNMR at FMR 1e-2/1e-3/1e-4\n"
+     "(with support, or \"not supported\" when too few impostors), d', FTE/FTA,\n"
+     "FNIR at FPIR and rank-1..20 identification rates.\n"
+     "\n"
+     "Options:\n"
+     "  --set PATH           a folder or a CSV / JSON Lines file; repeat it to put\n"
+     "                       several systems on one DET (hist-N.svg for each)\n"
+     "  --layout L           auto (default), folder, csv, jsonl, lfw, fvc, casia, speaker\n"
+     "  --pairs FILE         a pairs file (LFW format); implies --protocol pairs\n"
+     "  --protocol P         all (every genuine and impostor pair, default), fvc, pairs,\n"
+     "                       1n (first sample of each identity enrolled, the rest probes)\n"
+     "  --modality NAME      a modality declared in the --data store (its kind and\n"
+     "                       dimension); without a store give --kind vector instead\n"
+     "  --kind K, --dim N    evaluate without a store (N: taken from the data if absent)\n"
+     "  -o DIR, --out DIR    where the report and plots go (default ./eval-report)\n"
+     "  --name NAME          the system's name in plots (repeat for several --set)\n"
+     "  --bootstrap B        resamplings by identity for 95% intervals (default 100)\n"
+     "  --threads T          comparison threads (default 2)\n"
+     "  --max-impostors N    all: a seeded random sample of N impostor pairs\n"
+     "  --nonmated-share S   1n: share of identities kept out of the gallery (0.3)\n"
+     "  --seed S             for sampling and splits (default 1)\n"
+     "  --check-calibration  with the modality's stored calibration: its threshold and\n"
+     "                       the FMR observed on this (held-out) set at 1e-2/1e-3/1e-4\n"
+     "  --fuse M1,M2         multimodal JSON Lines set: calibrations fitted on a share\n"
+     "                       of the identities, likelihood-ratio fusion on the rest\n"
+     "                       (--holdout S, default 0.5); one DET with each and fused\n"
+     "\n"
+     "A capture (image, audio) counts as a failure to acquire until an extractor for\n"
+     "its modality exists.  Exit 0; 1 when no metrics could be computed; 2 on error.\n"
+     "Layouts and protocols: docs/EVALUATION.md.\n"
+     "\n"
+     "Examples:\n"
+     "  abis eval --set faces.jsonl --kind vector --out reports/face\n"
+     "  abis eval --set lfw-templates/ --layout lfw --pairs lfw_pairs_dev.txt --modality face\n"
+     "  abis eval --set people.jsonl --kind vector --fuse face,voice --out reports/fused\n",
+     eval_opts, 0, 0, CLI_OPEN_NONE, cli_cmd_eval},
+
+    {"calibrate",
+     "--modality NAME --set PATH [--layout L] [--protocol all|fvc|pairs] [--holdout 0.5] "
+     "[--gallery-size N] [--seed S]",
+     "fit a modality's score -> FMR calibration on a labelled set and store it",
+     "Splits the identities of the set into a fit part and a held-out part (seeded),\n"
+     "fits the calibration on the fit part's genuine and impostor scores, stores it\n"
+     "for the modality (the engine uses it from then on; audited), and prints the\n"
+     "FMR observed on the held-out part at the calibration's thresholds for 1e-2,\n"
+     "1e-3 and 1e-4, with 95% intervals.\n"
+     "\n"
+     "Options:\n"
+     "  --modality NAME    the declared modality to calibrate (required)\n"
+     "  --set PATH         the labelled set (see 'abis eval --help' for layouts)\n"
+     "  --protocol P       all (default), fvc or pairs\n"
+     "  --holdout S        share of identities held out for the check (default 0.5)\n"
+     "  --gallery-size N   also fit the 1:N FPIR curve and print the thresholds that\n"
+     "                     hold FPIR 0.01 and 0.003 at a gallery of N\n"
+     "  --seed S           the split's seed (default 1)\n"
+     "  --bootstrap B, --threads T, --max-impostors N, --layout L, --pairs FILE: as eval\n"
+     "\n"
+     "Example:\n"
+     "  abis calibrate --modality face --set face-dev.jsonl --gallery-size 100000\n",
+     calibrate_set_opts, 0, 0, CLI_OPEN_RW, cli_cmd_calibrate},
 
     {NULL, NULL, NULL, NULL, NULL, 0, 0, CLI_OPEN_NONE, NULL},
 };
