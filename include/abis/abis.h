@@ -151,6 +151,12 @@ abis_status abis_modality_list(abis_engine *e, abis_modality_cb cb, void *ctx, a
 abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, const char *name,
                                           const char *calibration_json, abis_error *err);
 
+/* The calibration a modality uses now, as JSON: the one set with
+ * abis_modality_set_calibration, or its kind's default.  *json is malloc'd;
+ * the caller frees it. */
+abis_status abis_modality_get_calibration(abis_engine *e, const char *name, char **json,
+                                          abis_error *err);
+
 /* The purpose-independent deduplication threshold, as the rate of false
  * duplicate findings per enrolment search over the whole segment (default
  * 1e-6; stored in the data directory).  The per-comparison threshold is the

@@ -9,8 +9,8 @@
  * must run through the same code as production, so the set's samples are
  * validated and compared by the modality plug-in (core/modality.h) and 1:N
  * searches use its gallery (src/eval/protocol.c).  The modality's declaration
- * comes from the engine (abis_modality_list); its stored calibration JSON from
- * the store interface, for want of a public getter.
+ * comes from the engine (abis_modality_list), and so does its calibration
+ * (abis_modality_get_calibration).
  */
 #include "cli/cli.h"
 
@@ -26,7 +26,6 @@
 #include "eval/eval.h"
 #include "eval/protocol.h"
 #include "match/match.h"
-#include "store/store.h"
 
 #define MAX_SYSTEMS 8
 #define DEFAULT_BOOTSTRAP 100
@@ -227,29 +226,15 @@ static int resolve_modality(cli_ctx *ctx, const eval_cfg *c, const char *name,
     return 0;
 }
 
-/* The stored calibration JSON of a modality (the kind's default when none
- * was set); malloc'd.  Read through the store interface: the public API has
- * no getter for it. */
-static char *stored_calibration(cli_ctx *ctx, const abis_modality_rec *m,
-                                const abis_modality_kind *kind)
+/* The calibration JSON the engine uses for a modality (stored, or the
+ * kind's default); malloc'd, or NULL after reporting the error. */
+static char *stored_calibration(cli_ctx *ctx, const abis_modality_rec *m)
 {
     abis_error err = {0};
-    abis_store *s = NULL;
     char *json = NULL;
-    abis_modality_rec r;
-    abis_status st = abis_store_sqlite_open(ctx->data_dir, 0, 1, &s, &err);
-    if (st == ABIS_OK)
-        st = s->ops->modality_get(s, m->name, &r, &err);
-    if (st == ABIS_OK)
-        st = s->ops->calibration_get(s, r.id, &json, &err);
-    abis_store_close(s);
-    if (st == ABIS_E_NOT_FOUND && kind->default_calibration) {
-        json = malloc(4096);
-        if (json)
-            kind->default_calibration(m, json, 4096);
-        return json;
-    }
-    if (st != ABIS_OK) {
+    if (ensure_engine(ctx) != 0)
+        return NULL;
+    if (abis_modality_get_calibration(ctx->engine, m->name, &json, &err) != ABIS_OK) {
         cli_fail(ctx, &err);
         return NULL;
     }
@@ -819,7 +804,7 @@ static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
     if (!ctx->json)
         print_system(s, t.attempted, t.fte, t.fta, t.fta_reason);
     if (c->check && !s->is_1n && s->scores.n_impostor) {
-        char *json = stored_calibration(ctx, &rec, kind);
+        char *json = stored_calibration(ctx, &rec);
         abis_calibration *cal = NULL;
         if (!json)
             goto out;

@@ -789,6 +789,30 @@ abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, 
     return st;
 }
 
+abis_status abis_modality_get_calibration(abis_engine *e, const char *name, char **json,
+                                          abis_error *err)
+{
+    pthread_mutex_lock(&e->mu);
+    *json = NULL;
+    modality_entry *m = engine_modality(e, name, NULL);
+    abis_status st = ABIS_OK;
+    if (!m)
+        st = abis_error_set(err, ABIS_E_NOT_FOUND, "modality '%.64s' does not exist",
+                            name ? name : "");
+    if (st == ABIS_OK) {
+        st = e->store->ops->calibration_get(e->store, m->rec.id, json, err);
+        if (st == ABIS_E_NOT_FOUND) {
+            enum { CAP = 256 };
+            st = (*json = malloc(CAP)) ? ABIS_OK
+                                       : abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+            if (st == ABIS_OK)
+                m->kind->default_calibration(&m->rec, *json, CAP);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return st;
+}
+
 abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
