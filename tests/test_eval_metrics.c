@@ -1,5 +1,5 @@
 /* test_eval_metrics.c: ISO/IEC 19795-1 metrics, the DET and the probit
- * (src/eval/metrics.c, src/eval/det.c; definitions in docs/eval-metrics.md). */
+ * (src/eval/metrics.c, src/eval/det.c; definitions in docs/EVALUATION.md). */
 #include "testutil.h"
 
 #include <math.h>
@@ -388,7 +388,7 @@ static void test_bootstrap_interval_holds_estimate_and_reproduces(void **state)
 }
 
 /* An independent bootstrap, by brute force from the documented scheme
- * (docs/eval-metrics.md): population = identities owning a score, ascending;
+ * (docs/EVALUATION.md): population = identities owning a score, ascending;
  * splitmix64 from seed 0x0AB15E7A1, each of n draws picks pop[next % n];
  * weights scale each identity's genuine pairs and impostor pairs (by id_a);
  * the metrics of a resample are read off the weighted DET. */

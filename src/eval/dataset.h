@@ -11,7 +11,7 @@
  * order: "2" before "10"), which is what the protocols mean by "first
  * sample" of an identity.
  *
- * Layouts (docs/eval-data.md has examples):
+ * Layouts (docs/EVALUATION.md has examples):
  *   folder   DIR/<identity>/<anything>.<ext>            (recursively under each identity)
  *   csv      lines "identity,path" (path relative to the CSV's folder), header optional
  *   jsonl    {"identity": I, "path": P} | {"identity": I, "vector": [...]} |

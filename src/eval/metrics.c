@@ -1,7 +1,7 @@
 /*
  * metrics.c: ISO/IEC 19795-1 accuracy metrics of a score set -- EER, FNMR at
  * fixed FMR, d', FTE/FTA for 1:1; FNIR at fixed FPIR and the CMC for 1:N --
- * with confidence intervals bootstrapped by identity.  docs/eval-metrics.md
+ * with confidence intervals bootstrapped by identity.  docs/EVALUATION.md
  * states the same definitions for readers of the reports.
  *
  * Definitions (scores are similarities; ties count as matches):

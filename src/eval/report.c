@@ -1,7 +1,7 @@
 /*
  * report.c: the machine-readable evaluation report (JSON, jansson).
  *
- * One object, keys always present and in this order (docs/eval-metrics.md,
+ * One object, keys always present and in this order (docs/EVALUATION.md,
  * "JSON report"); a part whose metrics were not given is null, and so is
  * every number that is not finite (NaN: undefined or unsupported; inf: d'
  * with zero spread):

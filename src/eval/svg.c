@@ -1,6 +1,6 @@
 /*
  * svg.c: the evaluation plots as self-contained SVG 1.1 documents -- DET,
- * genuine/impostor score histograms, CMC (docs/eval-metrics.md, "Plots").
+ * genuine/impostor score histograms, CMC (docs/EVALUATION.md, "Plots").
  *
  * Every document has xmlns, width, height and viewBox, uses only the generic
  * "sans-serif" font family and no scripts or external references, escapes
