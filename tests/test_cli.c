@@ -23,7 +23,6 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-extern char **environ;
 
 #define DIM 128
 #define SEED 20240501u
@@ -48,19 +47,6 @@ static void run_free(run_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static char *slurp(const char *path)
-{
-    size_t n = 0;
-    unsigned char *b = abis_test_read_file(path, &n);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    if (b)
-        memcpy(s, b, n);
-    s[n] = '\0';
-    free(b);
-    return s;
-}
-
 /* Run `abis --data DATA ARGS...` (argv NULL-terminated) with stdin from `in`
  * (NULL: /dev/null); capture stdout, stderr and the exit code. */
 static int run_argv(run_result *r, const char *in, const char *const *args)
@@ -79,20 +65,9 @@ static int run_argv(run_result *r, const char *in, const char *const *args)
     char out_path[4200], err_path[4200];
     snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
     snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    pid_t pid;
-    int rc = posix_spawn(&pid, cli_path, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r->out = slurp(out_path);
-    r->err = slurp(err_path);
+    r->status = abis_test_spawn(argv, in, out_path, err_path);
+    r->out = abis_test_slurp(out_path);
+    r->err = abis_test_slurp(err_path);
     return r->status;
 }
 
@@ -817,7 +792,7 @@ static void test_audit_verify_export_pubkey(void **state)
     run(&r, "audit", "export", "--output", path, NULL);
     assert_exit(&r, 0);
     run_free(&r);
-    char *text = slurp(path);
+    char *text = abis_test_slurp(path);
     size_t lines = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *j = parse_json(line);
@@ -957,7 +932,7 @@ static void test_import_rejects_bad_lines_and_goes_on(void **state)
     json_decref(j);
     run_free(&r);
 
-    char *text = slurp(rej);
+    char *text = abis_test_slurp(rej);
     int seen[16] = {0};
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *o = parse_json(line);

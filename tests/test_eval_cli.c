@@ -23,7 +23,6 @@
 
 #include <jansson.h>
 
-extern char **environ;
 
 static const char *cli_path, *synth_path;
 static char *tmp;
@@ -37,32 +36,7 @@ static int spawn(const char *const *argv, const char *out_path)
     char outp[4200], errp[4200];
     snprintf(outp, sizeof outp, "%s/stdout", tmp);
     snprintf(errp, sizeof errp, "%s/stderr", tmp);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path ? out_path : outp,
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *slurp(const char *path)
-{
-    size_t n = 0;
-    unsigned char *b = abis_test_read_file(path, &n);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    if (b)
-        memcpy(s, b, n);
-    s[n] = '\0';
-    free(b);
-    return s;
+    return abis_test_spawn(argv, NULL, out_path ? out_path : outp, errp);
 }
 
 /* Run abis with the arguments (NULL-terminated); fail with its output unless
@@ -87,7 +61,7 @@ static void abis(int want, ...)
         char p1[4200], p2[4200];
         snprintf(p1, sizeof p1, "%s/stdout", tmp);
         snprintf(p2, sizeof p2, "%s/stderr", tmp);
-        char *o = slurp(p1), *e = slurp(p2);
+        char *o = abis_test_slurp(p1), *e = abis_test_slurp(p2);
         fail_msg("abis exited %d, wanted %d\nstdout: %s\nstderr: %s", rc, want, o, e);
     }
 }
@@ -263,7 +237,7 @@ static void test_several_sets_share_one_det(void **state)
          "--out", out, "--bootstrap", "0", NULL);
     char p[8400];
     snprintf(p, sizeof p, "%s/det.svg", out);
-    char *svg = slurp(p);
+    char *svg = abis_test_slurp(p);
     assert_non_null(strstr(svg, "good"));
     assert_non_null(strstr(svg, "noisy"));
     free(svg);
@@ -306,12 +280,12 @@ static void test_eval_and_calibrate_have_help(void **state)
     abis(0, "eval", "--help", NULL);
     char p[8400];
     snprintf(p, sizeof p, "%s/stdout", tmp);
-    char *o = slurp(p);
+    char *o = abis_test_slurp(p);
     assert_non_null(strstr(o, "--protocol"));
     assert_non_null(strstr(o, "--fuse"));
     free(o);
     abis(0, "calibrate", "--help", NULL);
-    o = slurp(p);
+    o = abis_test_slurp(p);
     assert_non_null(strstr(o, "--gallery-size"));
     free(o);
     abis(2, "eval", NULL); /* missing --set */

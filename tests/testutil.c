@@ -3,11 +3,16 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 char *abis_test_tmpdir(const char *tag)
 {
@@ -92,4 +97,33 @@ int abis_test_file_contains(const char *path, const void *needle, size_t len)
         found = memcmp(buf + i, needle, len) == 0;
     free(buf);
     return found;
+}
+
+int abis_test_spawn(const char *const *argv, const char *in, const char *out, const char *err)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *abis_test_slurp(const char *path)
+{
+    size_t n = 0;
+    unsigned char *b = abis_test_read_file(path, &n);
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    if (b)
+        memcpy(s, b, n);
+    s[n] = '\0';
+    free(b);
+    return s;
 }

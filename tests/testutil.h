@@ -27,6 +27,15 @@ int abis_test_copy_file(const char *from, const char *to);
 /* 1 if `needle` occurs in the file's bytes. */
 int abis_test_file_contains(const char *path, const void *needle, size_t len);
 
+/* Run argv (NULL-terminated; argv[0] is the program's path) with standard
+ * input from `in` (NULL: /dev/null) and standard output and error written to
+ * the files `out` and `err` (created or truncated, mode 0600).  Returns the
+ * exit status, or 128 + the signal that ended it. */
+int abis_test_spawn(const char *const *argv, const char *in, const char *out, const char *err);
+/* A file's contents as a NUL-terminated string ("" when unreadable); the
+ * caller frees it. */
+char *abis_test_slurp(const char *path);
+
 /* assert_int_equal(status, want) that prints err->message when it differs. */
 #define assert_status(got, want, err)                                                              \
     do {                                                                                           \
