@@ -319,6 +319,23 @@ static abis_status load_registry(abis_engine *e, abis_error *err)
     return ABIS_OK;
 }
 
+/* Look a subject up and its segment; NOT_FOUND says "no such subject". */
+abis_status engine_find_subject(abis_engine *e, const abis_id *subject, abis_subject_rec *r,
+                                segstate **seg, abis_error *err)
+{
+    if (!subject)
+        return abis_error_set(err, ABIS_E_INVALID, "no subject given");
+    abis_status st = e->store->ops->subject_get(e->store, subject, r, err);
+    if (st == ABIS_E_NOT_FOUND)
+        return abis_error_set(err, ABIS_E_NOT_FOUND, "no such subject");
+    if (st != ABIS_OK)
+        return st;
+    *seg = engine_segment_by_id(e, r->segment_id);
+    if (!*seg)
+        return abis_error_set(err, ABIS_E_INTERNAL, "subject's segment is not in the registry");
+    return ABIS_OK;
+}
+
 /* ---- keys ---------------------------------------------------------------- */
 
 void engine_template_ad(const abis_id *subject, const abis_id *tmpl, unsigned char ad[32])

@@ -103,6 +103,10 @@ abis_purpose_rec *engine_purpose(abis_engine *e, const char *name, size_t *index
 abis_purpose_rec *engine_purpose_by_id(abis_engine *e, int64_t id, size_t *index);
 segstate *engine_segment(abis_engine *e, const char *name);
 segstate *engine_segment_by_id(abis_engine *e, int64_t id);
+/* A subject's record and its segment; ABIS_E_NOT_FOUND says "no such subject"
+ * (the same words whether it never existed or was deleted). */
+abis_status engine_find_subject(abis_engine *e, const abis_id *subject, abis_subject_rec *r,
+                                segstate **seg, abis_error *err);
 
 /* The key of a segment: wraps the data keys of its subjects.  Wipe after use. */
 void engine_segment_key(abis_engine *e, int64_t segment_id, abis_key *out);

@@ -352,17 +352,8 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     segstate *seg = NULL;
     const char *op = replace ? "template.replace" : "template.add";
     abis_status st = engine_refuse_if_read_only(e, err);
-    if (st == ABIS_OK && !subject)
-        st = abis_error_set(err, ABIS_E_INVALID, "no subject given");
-    if (st == ABIS_OK) {
-        st = s->ops->subject_get(s, subject, &subj, err);
-        if (st == ABIS_E_NOT_FOUND)
-            st = abis_error_set(err, ABIS_E_NOT_FOUND, "no such subject");
-    }
     if (st == ABIS_OK)
-        seg = engine_segment_by_id(e, subj.segment_id);
-    if (st == ABIS_OK && !seg)
-        st = abis_error_set(err, ABIS_E_INTERNAL, "subject's segment is not in the registry");
+        st = engine_find_subject(e, subject, &subj, &seg, err);
     if (st == ABIS_OK)
         st = prepare_templates(e, tmpl, 1, "template", &p, err);
     if (st == ABIS_OK)

@@ -110,20 +110,13 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     abis_subject_rec subj;
     segstate *seg = NULL;
     abis_status st = ABIS_OK;
-    if (!subject)
-        st = abis_error_set(err, ABIS_E_INVALID, "no subject given");
-    if (st == ABIS_OK && !p)
+    if (!p)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "purpose '%.64s' does not exist",
                             purpose ? purpose : "");
     if (st == ABIS_OK && (n_probes == 0 || !probes))
         st = abis_error_set(err, ABIS_E_INVALID, "verification needs at least one probe");
-    if (st == ABIS_OK) {
-        st = s->ops->subject_get(s, subject, &subj, err);
-        if (st == ABIS_E_NOT_FOUND)
-            st = abis_error_set(err, ABIS_E_NOT_FOUND, "no such subject");
-    }
     if (st == ABIS_OK)
-        seg = engine_segment_by_id(e, subj.segment_id);
+        st = engine_find_subject(e, subject, &subj, &seg, err);
 
     /* Validate every probe before any policy decision, so bad input is named
      * as such; then policy; then compare. */

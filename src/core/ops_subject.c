@@ -8,23 +8,6 @@
 
 #include "core/engine_internal.h"
 
-/* Look a subject up and its segment; NOT_FOUND says "no such subject". */
-static abis_status find_subject(abis_engine *e, const abis_id *subject, abis_subject_rec *r,
-                                segstate **seg, abis_error *err)
-{
-    if (!subject)
-        return abis_error_set(err, ABIS_E_INVALID, "no subject given");
-    abis_status st = e->store->ops->subject_get(e->store, subject, r, err);
-    if (st == ABIS_E_NOT_FOUND)
-        return abis_error_set(err, ABIS_E_NOT_FOUND, "no such subject");
-    if (st != ABIS_OK)
-        return st;
-    *seg = engine_segment_by_id(e, r->segment_id);
-    if (!*seg)
-        return abis_error_set(err, ABIS_E_INTERNAL, "subject's segment is not in the registry");
-    return ABIS_OK;
-}
-
 static abis_status put_consent(abis_engine *e, void *arg, abis_error *err)
 {
     return e->store->ops->consent_put(e->store, arg, err);
@@ -41,7 +24,7 @@ static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_
     abis_purpose_rec *p = engine_purpose(e, purpose, &pi);
     abis_status st = engine_refuse_if_read_only(e, err);
     if (st == ABIS_OK)
-        st = find_subject(e, subject, &subj, &seg, err);
+        st = engine_find_subject(e, subject, &subj, &seg, err);
     if (st == ABIS_OK && !p)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "purpose '%.64s' does not exist",
                             purpose ? purpose : "");
@@ -121,7 +104,7 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
     segstate *seg = NULL;
     abis_status st = engine_refuse_if_read_only(e, err);
     if (st == ABIS_OK)
-        st = find_subject(e, subject, &subj, &seg, err);
+        st = engine_find_subject(e, subject, &subj, &seg, err);
     if (st == ABIS_OK && !all && !m)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "modality '%.64s' does not exist", modality);
     if (st == ABIS_OK) {
@@ -177,7 +160,7 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
     segstate *seg = NULL;
     abis_status st = engine_refuse_if_read_only(e, err);
     if (st == ABIS_OK)
-        st = find_subject(e, subject, &subj, &seg, err);
+        st = engine_find_subject(e, subject, &subj, &seg, err);
     char hex[ABIS_ID_HEX_LEN + 1] = "";
     if (st == ABIS_OK) {
         abis_id_to_hex(subject, hex);
@@ -367,7 +350,7 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
     abis_subject_rec subj;
     segstate *seg = NULL;
     abis_subject_view *v = NULL;
-    abis_status st = find_subject(e, subject, &subj, &seg, err);
+    abis_status st = engine_find_subject(e, subject, &subj, &seg, err);
     char hex[ABIS_ID_HEX_LEN + 1] = "";
     if (st == ABIS_OK) {
         abis_id_to_hex(subject, hex);
