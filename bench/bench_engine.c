@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         abis_template_input t = {.modality = "face", .vector = v, .dim = dim, .quality = -1};
         size_t n = 0;
         double a = now_s();
-        if (abis_subject_identify(e, NULL, "bench", "bench", &t, 10, cand, &n, &err) != ABIS_OK)
+        if (abis_subject_identify(e, NULL, "bench", "bench", &t, 1, 10, cand, &n, &err) != ABIS_OK)
             die("identify", &err);
         ms[i] = (now_s() - a) * 1e3;
         found += n > 0 && !memcmp(cand[0].subject_id.bytes, ids[who].bytes, ABIS_ID_BYTES);
@@ -150,7 +150,7 @@ int main(int argc, char **argv)
     abis_synth_sample(1, 0, 1, ABIS_SYNTH_SIGMA, v, dim);
     abis_template_input t = {.modality = "face", .vector = v, .dim = dim, .quality = -1};
     size_t n;
-    if (abis_subject_identify(e, NULL, "bench", "bench", &t, 10, cand, &n, &err) != ABIS_OK)
+    if (abis_subject_identify(e, NULL, "bench", "bench", &t, 1, 10, cand, &n, &err) != ABIS_OK)
         die("identify", &err);
     printf("%-28s %8.2f s  (open, unseal %zu templates, first identify)\n", "gallery rebuild",
            now_s() - t0, people);

@@ -102,7 +102,7 @@ static size_t identify(fx *f, uint64_t person, uint64_t sample, const char *purp
     float v[DIM];
     abis_template_input t = face(v, person, sample);
     size_t n = 0;
-    assert_status(abis_subject_identify(f->e, NULL, "city", purpose, &t, k, out, &n, &f->err),
+    assert_status(abis_subject_identify(f->e, NULL, "city", purpose, &t, 1, k, out, &n, &f->err),
                   ABIS_OK, &f->err);
     return n;
 }
@@ -784,6 +784,88 @@ static void test_fused_verification_with_fitted_calibrations(void **state)
     assert_int_equal(r.decision, ABIS_MATCH);
 }
 
+/* Enrol persons [from, to) with a face and (when `voice`) a voice template. */
+static void enroll_face_voice(fx *f, uint64_t from, uint64_t to, int voice, abis_id *ids)
+{
+    for (uint64_t p = from; p < to; p++) {
+        float fv[DIM], vv[VOICE_DIM];
+        abis_template_input t[2] = {
+            face(fv, p, 0), {.modality = "voice", .vector = vv, .dim = VOICE_DIM, .quality = -1}};
+        abis_synth_sample(SEED + 100, p, 0, VOICE_SIGMA, vv, VOICE_DIM);
+        const char *consents[] = {consent_purpose};
+        abis_enroll_request req = {.segment = "city",
+                                   .templates = t,
+                                   .n_templates = voice ? 2 : 1,
+                                   .consents = consents,
+                                   .n_consents = 1};
+        abis_enroll_result res;
+        assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_OK, &f->err);
+        if (ids)
+            ids[p - from] = res.subject_id;
+    }
+}
+
+static void use_fitted_face_voice(fx *f)
+{
+    assert_status(abis_modality_add(f->e, NULL, "voice", "vector", VOICE_DIM, &f->err), ABIS_OK,
+                  &f->err);
+    char *fj = fit_synthetic(SEED, DIM, ABIS_SYNTH_SIGMA);
+    char *vj = fit_synthetic(SEED + 100, VOICE_DIM, VOICE_SIGMA);
+    assert_status(abis_modality_set_calibration(f->e, NULL, "face", fj, &f->err), ABIS_OK, &f->err);
+    assert_status(abis_modality_set_calibration(f->e, NULL, "voice", vj, &f->err), ABIS_OK,
+                  &f->err);
+    free(fj);
+    free(vj);
+}
+
+static size_t identify_face_voice(fx *f, uint64_t person, uint64_t sample, abis_candidate *out,
+                                  size_t k)
+{
+    float pf[DIM], pv[VOICE_DIM];
+    abis_template_input probe[2] = {
+        face(pf, person, sample),
+        {.modality = "voice", .vector = pv, .dim = VOICE_DIM, .quality = -1}};
+    abis_synth_sample(SEED + 100, person, sample, VOICE_SIGMA, pv, VOICE_DIM);
+    size_t n = 0;
+    assert_status(
+        abis_subject_identify(f->e, NULL, "city", consent_purpose, probe, 2, k, out, &n, &f->err),
+        ABIS_OK, &f->err);
+    return n;
+}
+
+static void test_fused_identification_finds_the_person(void **state)
+{
+    fx *f = *state;
+    use_fitted_face_voice(f);
+    abis_id ids[40];
+    enroll_face_voice(f, 100, 140, 1, ids);
+    abis_candidate c[5];
+    assert_int_equal(identify_face_voice(f, 117, 1, c, 5), 1);
+    assert_memory_equal(c[0].subject_id.bytes, ids[17].bytes, ABIS_ID_BYTES);
+    assert_true(c[0].score > 5); /* a fused log-likelihood ratio */
+    assert_true(c[0].fmr <= 1e-4);
+    assert_int_equal(identify_face_voice(f, 999, 0, c, 5), 0); /* a stranger: nobody */
+}
+
+static void test_fused_identification_judges_missing_or_locked_modality_on_the_rest(void **state)
+{
+    fx *f = *state;
+    use_fitted_face_voice(f);
+    enroll_face_voice(f, 100, 130, 1, NULL);
+    abis_id face_only, locked;
+    enroll_face_voice(f, 1, 2, 0, &face_only); /* has no voice template */
+    enroll_face_voice(f, 2, 3, 1, &locked);
+    assert_status(abis_subject_lock(f->e, NULL, &locked, "voice", &f->err), ABIS_OK, &f->err);
+    abis_candidate c[3];
+    assert_int_equal(identify_face_voice(f, 1, 1, c, 3), 1);
+    assert_memory_equal(c[0].subject_id.bytes, face_only.bytes, ABIS_ID_BYTES);
+    assert_int_equal(identify_face_voice(f, 2, 1, c, 3), 1);
+    assert_memory_equal(c[0].subject_id.bytes, locked.bytes, ABIS_ID_BYTES);
+    /* Locking the face too leaves nothing to judge them by. */
+    assert_status(abis_subject_lock(f->e, NULL, &locked, "face", &f->err), ABIS_OK, &f->err);
+    assert_int_equal(identify_face_voice(f, 2, 1, c, 3), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +900,8 @@ int main(void)
         T(test_audit_chain_verifies_after_every_operation),
         T(test_audit_export_holds_no_biometric_data),
         T(test_fused_verification_with_fitted_calibrations),
+        T(test_fused_identification_finds_the_person),
+        T(test_fused_identification_judges_missing_or_locked_modality_on_the_rest),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -247,12 +247,17 @@ typedef struct abis_candidate {
 
 /* Identify 1:N in a segment.  Only subjects whose consent covers the purpose
  * (every subject for a statutory purpose) and who have not locked the modality
- * are searched; only candidates above the threshold for the purpose's target
- * FMR at the current gallery size are returned (open set: *n_out may be 0).
- * `out` has room for `k` candidates, best first. */
+ * are searched; only candidates whose false positive identification rate at
+ * the current gallery size is at most the purpose's target are returned (open
+ * set: *n_out may be 0).  Several probes (face and voice, two fingers) are
+ * fused by likelihood ratio when every modality's calibration has an LR
+ * model (abis calibrate), a subject missing a modality simply lacking that
+ * evidence; candidate scores are then fused log-likelihood ratios.  `out` has
+ * room for `k` candidates, best first. */
 abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const char *segment,
-                                  const char *purpose, const abis_template_input *probe, size_t k,
-                                  abis_candidate *out, size_t *n_out, abis_error *err);
+                                  const char *purpose, const abis_template_input *probes,
+                                  size_t n_probes, size_t k, abis_candidate *out, size_t *n_out,
+                                  abis_error *err);
 
 abis_status abis_consent_grant(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                const char *purpose, abis_error *err);

@@ -185,7 +185,7 @@ int cli_cmd_identify(cli_ctx *ctx, const cli_args *a)
     size_t n = 0;
     abis_error err = {0};
     abis_caller c = cli_caller(ctx, NULL);
-    abis_status st = abis_subject_identify(ctx->engine, &c, segment, purpose, &t.in[0], (size_t)k,
+    abis_status st = abis_subject_identify(ctx->engine, &c, segment, purpose, t.in, t.n, (size_t)k,
                                            cand, &n, &err);
     cli_templates_free(&t);
     if (st != ABIS_OK) {

@@ -34,7 +34,7 @@ static const cli_optspec template_add_opts[] = {
 static const cli_optspec verify_opts[] = {
     {"purpose", 0, 1, 0}, {"template", 0, 1, 1}, {"scores", 0, 0, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec identify_opts[] = {
-    {"segment", 0, 1, 0}, {"purpose", 0, 1, 0}, {"template", 0, 1, 0},
+    {"segment", 0, 1, 0}, {"purpose", 0, 1, 0}, {"template", 0, 1, 1},
     {"k", 'k', 1, 0},     {"scores", 0, 0, 0},  {NULL, 0, 0, 0},
 };
 static const cli_optspec channel_opts[] = {{"channel", 0, 1, 0}, {NULL, 0, 0, 0}};
@@ -188,7 +188,8 @@ const cli_command cli_commands[] = {
      "Options:\n"
      "  --segment S                 the segment to search (required)\n"
      "  --purpose P                 the purpose of the search (required)\n"
-     "  --template MODALITY=FILE    the probe (required)\n"
+     "  --template MODALITY=FILE    the probe (required; repeat it for several\n"
+     "                              modalities, fused by likelihood ratio)\n"
      "  -k N, --k N                 at most N candidates (default 10, at most 1000)\n"
      "  --scores                    also show scores and their FMR\n"
      "\n" TEMPLATE_HELP "\n"

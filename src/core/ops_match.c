@@ -96,12 +96,31 @@ static int verify_one(const abis_template_rec *r, void *ctx)
     return 0;
 }
 
+/* The best score of a canonical probe against a subject's templates of
+ * modality m (at the probe's position, where both have one); *found = 0 when
+ * the subject has no such template.  `buf` (cap bytes) is scratch for
+ * unsealed templates. */
+static abis_status subject_best_score(abis_engine *e, const abis_id *subject, int64_t segment_id,
+                                      const modality_entry *m, int position,
+                                      const unsigned char *probe, size_t probe_len,
+                                      unsigned char *buf, size_t cap, double *best, int *found,
+                                      abis_error *err)
+{
+    verify_ctx v = {e,   subject, segment_id, m, position, probe,  probe_len,
+                    buf, cap,     0,          0, err,      ABIS_OK};
+    abis_status st = e->store->ops->template_scan_subject(e->store, subject, verify_one, &v, err);
+    if (st == ABIS_OK)
+        st = v.st;
+    *found = v.compared;
+    *best = v.best;
+    return st;
+}
+
 abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                 const char *purpose, const abis_template_input *probes,
                                 size_t n_probes, abis_verify_result *res, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
-    abis_store *s = e->store;
     abis_verify_result local;
     if (!res)
         res = &local;
@@ -151,34 +170,22 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     if (st == ABIS_OK && !buf)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     for (size_t i = 0; st == ABIS_OK && i < n_probes; i++) {
-        verify_ctx v = {e,
-                        subject,
-                        subj.segment_id,
-                        mods[i],
-                        probes[i].position,
-                        canon[i],
-                        canon_len[i],
-                        buf,
-                        1 << 20,
-                        0,
-                        0,
-                        err,
-                        ABIS_OK};
-        st = s->ops->template_scan_subject(s, subject, verify_one, &v, err);
-        if (st == ABIS_OK)
-            st = v.st;
-        if (st == ABIS_OK && !v.compared)
+        double best = 0;
+        int found = 0;
+        st = subject_best_score(e, subject, subj.segment_id, mods[i], probes[i].position, canon[i],
+                                canon_len[i], buf, 1 << 20, &best, &found, err);
+        if (st == ABIS_OK && !found)
             st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no '%s' template%s",
                                 mods[i]->rec.name, probes[i].position ? " at that position" : "");
         if (st != ABIS_OK)
             break;
-        scores[i] = v.best;
+        scores[i] = best;
         calibs[i] = mods[i]->calib;
-        double fmr = abis_calibration_fmr(mods[i]->calib, v.best);
+        double fmr = abis_calibration_fmr(mods[i]->calib, best);
         if (i == 0 || fmr < best_fmr) {
             best_fmr = fmr;
             best_i = i;
-            res->score = v.best;
+            res->score = best;
         }
     }
     if (buf)
@@ -229,71 +236,210 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     return st;
 }
 
+/* A candidate of a multi-probe identification: its slot and, per probe,
+ * whether it has a score and what it is. */
+typedef struct fused_cand {
+    uint32_t slot;
+    double fmr;   /* per-comparison FMR of the fused (or best) evidence */
+    double score; /* fused log-likelihood ratio, or the best raw score */
+} fused_cand;
+
+static int cmp_fused(const void *a, const void *b)
+{
+    const fused_cand *x = a, *y = b;
+    if (x->fmr != y->fmr)
+        return x->fmr < y->fmr ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* Per-probe state of an identification. */
+typedef struct id_probe {
+    modality_entry *m;
+    size_t mi;
+    unsigned char *canon;
+    size_t len;
+    abis_gallery *g;
+    abis_bitset filter;
+    abis_hit *hits;
+    size_t got;
+} id_probe;
+
+/* Several probes: each searches its own modality's gallery for a generous
+ * shortlist; every subject on any shortlist becomes a candidate, its score
+ * for a probe whose shortlist missed it is computed from its stored
+ * templates (absent when it has none of that modality or locked it), and the
+ * scores are fused by likelihood ratio when every calibration has an LR
+ * model (else the best probe's FMR times the number of probes).  The
+ * candidate's FPIR at the gallery size must be at most the target. */
+static abis_status identify_fused(abis_engine *e, segstate *seg, const abis_purpose_rec *p,
+                                  id_probe *pr, size_t n_probes, size_t k, abis_candidate *out,
+                                  size_t *n_out, abis_error *err)
+{
+    size_t cap = 1 << 20, n_c = 0, gallery = 1;
+    unsigned char *buf = malloc(cap);
+    fused_cand *cands = calloc(n_probes * 1000, sizeof *cands);
+    const abis_calibration **calibs = calloc(n_probes, sizeof *calibs);
+    double *scores = calloc(n_probes, sizeof *scores);
+    abis_idmap seen = {0};
+    abis_status st = ABIS_OK;
+    if (!buf || !cands || !calibs || !scores)
+        st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_probes; i++)
+        if (pr[i].g->ops->count(pr[i].g) > gallery)
+            gallery = pr[i].g->ops->count(pr[i].g);
+    for (size_t i = 0; st == ABIS_OK && i < n_probes; i++)
+        for (size_t h = 0; st == ABIS_OK && h < pr[i].got; h++) {
+            unsigned char key[16] = {0};
+            memcpy(key, &pr[i].hits[h].slot, sizeof pr[i].hits[h].slot);
+            uint32_t ignored;
+            if (abis_idmap_get(&seen, key, &ignored))
+                continue;
+            if (abis_idmap_put(&seen, key, (uint32_t)n_c) != 0) {
+                st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+                break;
+            }
+            fused_cand *fc = &cands[n_c++];
+            fc->slot = pr[i].hits[h].slot;
+            const abis_id *subject = &seg->slot_ids[fc->slot];
+            size_t n_present = 0, all_llr = 1;
+            double best_fmr = 1, best_score = -1e300;
+            for (size_t j = 0; st == ABIS_OK && j < n_probes; j++) {
+                double sc = 0;
+                int found = 0;
+                for (size_t q = 0; q < pr[j].got && !found; q++)
+                    if (pr[j].hits[q].slot == fc->slot) {
+                        sc = pr[j].hits[q].score;
+                        found = 1;
+                    }
+                if (!found && abis_bitset_test(&pr[j].filter, fc->slot))
+                    st = subject_best_score(e, subject, seg->rec.id, pr[j].m, 0, pr[j].canon,
+                                            pr[j].len, buf, cap, &sc, &found, err);
+                if (st != ABIS_OK || !found)
+                    continue;
+                calibs[n_present] = pr[j].m->calib;
+                scores[n_present++] = sc;
+                double l;
+                all_llr &= abis_calibration_llr(pr[j].m->calib, sc, &l) == 0;
+                double f = abis_calibration_fmr(pr[j].m->calib, sc);
+                if (f < best_fmr)
+                    best_fmr = f;
+                if (sc > best_score)
+                    best_score = sc;
+            }
+            double llr, fused;
+            abis_error ferr;
+            if (st == ABIS_OK && all_llr &&
+                abis_fusion_lr(calibs, scores, n_present, &llr, &fused, &ferr) == ABIS_OK) {
+                fc->fmr = fused;
+                fc->score = llr;
+            } else {
+                fc->fmr = fmin(1.0, best_fmr * (double)n_present);
+                fc->score = best_score;
+            }
+        }
+    size_t n = 0;
+    if (st == ABIS_OK) {
+        qsort(cands, n_c, sizeof *cands, cmp_fused);
+        for (size_t i = 0; i < n_c && n < k; i++) {
+            /* FPIR of this evidence over the gallery: 1 - (1 - fmr)^size. */
+            double fpir = -expm1((double)gallery * log1p(-fmin(cands[i].fmr, 1.0 - 1e-16)));
+            if (fpir > p->target_fmr)
+                break;
+            abis_candidate *cand = &out[n++];
+            memset(cand, 0, sizeof *cand);
+            cand->subject_id = seg->slot_ids[cands[i].slot];
+            cand->score = cands[i].score;
+            cand->fmr = fpir;
+            cand->confidence = engine_confidence(fpir, p->target_fmr, 1);
+        }
+    }
+    *n_out = n;
+    if (buf)
+        abis_modality_free_template(buf, cap);
+    abis_idmap_free(&seen);
+    free(cands);
+    free(calibs);
+    free(scores);
+    return st;
+}
+
 abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const char *segment,
-                                  const char *purpose, const abis_template_input *probe, size_t k,
-                                  abis_candidate *out, size_t *n_out, abis_error *err)
+                                  const char *purpose, const abis_template_input *probes,
+                                  size_t n_probes, size_t k, abis_candidate *out, size_t *n_out,
+                                  abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
     abis_store *s = e->store;
     if (n_out)
         *n_out = 0;
-    size_t pi = 0, mi = 0;
+    size_t pi = 0;
     abis_purpose_rec *p = engine_purpose(e, purpose, &pi);
     segstate *seg = engine_segment(e, segment);
-    modality_entry *m = probe ? engine_modality(e, probe->modality, &mi) : NULL;
-    unsigned char *canon = NULL;
-    size_t canon_len = 0;
-    abis_hit *hits = NULL;
-    abis_bitset filter = {0};
+    id_probe *pr = calloc(n_probes ? n_probes : 1, sizeof *pr);
     abis_status st = ABIS_OK;
-    if (!seg)
+    if (!pr)
+        st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    if (st == ABIS_OK && !seg)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "segment '%.64s' does not exist",
                             segment ? segment : "");
     if (st == ABIS_OK && !p)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "purpose '%.64s' does not exist",
                             purpose ? purpose : "");
-    if (st == ABIS_OK && !probe)
-        st = abis_error_set(err, ABIS_E_INVALID, "identification needs a probe");
-    if (st == ABIS_OK && !m)
-        st = abis_error_set(err, ABIS_E_INVALID, "probe: modality '%.64s' is not declared",
-                            probe->modality ? probe->modality : "");
+    if (st == ABIS_OK && (!probes || n_probes == 0))
+        st = abis_error_set(err, ABIS_E_INVALID, "identification needs at least one probe");
     if (st == ABIS_OK && (k == 0 || k > 1000 || !out || !n_out))
         st = abis_error_set(err, ABIS_E_INVALID, "k must be between 1 and 1000 (was %zu)", k);
-    if (st == ABIS_OK)
-        st = m->kind->validate(&m->rec, probe, "probe", &canon, &canon_len, err);
-    abis_gallery *g = NULL;
-    if (st == ABIS_OK)
-        st = segstate_gallery(e, seg, mi, &g, err);
-    if (st == ABIS_OK)
-        st = segstate_filter(seg, p, pi, mi, &filter, err);
-    if (st == ABIS_OK && !(hits = malloc(k * sizeof *hits)))
-        st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
-    size_t got = 0;
-    if (st == ABIS_OK)
-        st = g->ops->search(g, canon, canon_len, k, &filter, hits, &got, err);
+    /* A shortlist per probe: k for one probe; for several, room for mates
+     * that only the fused evidence lifts above the threshold. */
+    size_t shortlist = n_probes > 1 ? (k * 4 < 64 ? 64 : k * 4 > 1000 ? 1000 : k * 4) : k;
+    for (size_t i = 0; st == ABIS_OK && i < n_probes; i++) {
+        char what[32];
+        snprintf(what, sizeof what, n_probes > 1 ? "probe %zu" : "probe", i + 1);
+        pr[i].m = engine_modality(e, probes[i].modality, &pr[i].mi);
+        if (!pr[i].m) {
+            st = abis_error_set(err, ABIS_E_INVALID, "%s: modality '%.64s' is not declared", what,
+                                probes[i].modality ? probes[i].modality : "");
+            break;
+        }
+        st =
+            pr[i].m->kind->validate(&pr[i].m->rec, &probes[i], what, &pr[i].canon, &pr[i].len, err);
+        if (st == ABIS_OK)
+            st = segstate_gallery(e, seg, pr[i].mi, &pr[i].g, err);
+        if (st == ABIS_OK)
+            st = segstate_filter(seg, p, pi, pr[i].mi, &pr[i].filter, err);
+        if (st == ABIS_OK && !(pr[i].hits = malloc(shortlist * sizeof *pr[i].hits)))
+            st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        if (st == ABIS_OK)
+            st = pr[i].g->ops->search(pr[i].g, pr[i].canon, pr[i].len, shortlist, &pr[i].filter,
+                                      pr[i].hits, &pr[i].got, err);
+    }
 
     size_t n = 0;
-    if (st == ABIS_OK) {
+    if (st == ABIS_OK && n_probes > 1) {
+        st = identify_fused(e, seg, p, pr, n_probes, k, out, &n, err);
+    } else if (st == ABIS_OK) {
         /* Open set: the threshold holds the purpose's target rate of false
          * positive identifications over the whole gallery (from the fitted
          * 1:N curve, or the FMR curve at about target / size). */
-        size_t size = g->ops->count(g);
+        modality_entry *m = pr[0].m;
+        size_t size = pr[0].g->ops->count(pr[0].g);
         double threshold = abis_calibration_fpir_threshold(m->calib, p->target_fmr, size);
-        for (size_t i = 0; i < got && st == ABIS_OK; i++) {
-            if (hits[i].score < threshold)
-                break;
-            abis_candidate *cand = &out[n];
+        for (size_t i = 0; i < pr[0].got && pr[0].hits[i].score >= threshold; i++) {
+            abis_candidate *cand = &out[n++];
             memset(cand, 0, sizeof *cand);
-            cand->subject_id = seg->slot_ids[hits[i].slot];
-            cand->score = hits[i].score;
-            cand->fmr = abis_calibration_fpir(m->calib, hits[i].score, size);
+            cand->subject_id = seg->slot_ids[pr[0].hits[i].slot];
+            cand->score = pr[0].hits[i].score;
+            cand->fmr = abis_calibration_fpir(m->calib, pr[0].hits[i].score, size);
             cand->confidence = engine_confidence(cand->fmr, p->target_fmr, 1);
-            abis_subject_rec r;
-            st = s->ops->subject_get(s, &cand->subject_id, &r, err);
-            if (st == ABIS_OK)
-                memcpy(cand->external_ref, r.external_ref, sizeof cand->external_ref);
-            n++;
         }
+    }
+    for (size_t i = 0; i < n && st == ABIS_OK; i++) {
+        abis_subject_rec r;
+        st = s->ops->subject_get(s, &out[i].subject_id, &r, err);
+        if (st == ABIS_OK)
+            memcpy(out[i].external_ref, r.external_ref, sizeof out[i].external_ref);
     }
     if (st == ABIS_OK) {
         /* One entry for the search, one per returned candidate, so that each
@@ -329,9 +475,12 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
         *n_out = n;
     else
         audit_refusal(e, c, "identify", seg ? seg->rec.name : NULL, NULL, purpose, err);
-    abis_modality_free_template(canon, canon_len);
-    abis_bitset_free(&filter);
-    free(hits);
+    for (size_t i = 0; pr && i < n_probes; i++) {
+        abis_modality_free_template(pr[i].canon, pr[i].len);
+        abis_bitset_free(&pr[i].filter);
+        free(pr[i].hits);
+    }
+    free(pr);
     pthread_mutex_unlock(&e->mu);
     return st;
 }
