@@ -270,7 +270,7 @@ static void test_captures_count_as_failures_to_acquire(void **state)
     json_t *f = json_object_get(r, "failures");
     assert_int_equal(json_integer_value(json_object_get(f, "failed_to_acquire")), 4);
     assert_non_null(strstr(json_string_value(json_object_get(f, "fta_reason")),
-                           "no face extractor for captures yet"));
+                           "needs an extractor"));
     json_decref(r);
 }
 

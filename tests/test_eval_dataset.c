@@ -112,7 +112,7 @@ static void templates_ok(abis_eval_templates *t, const abis_eval_set *set, const
     abis_error err = {0};
     abis_modality_rec m = vector_rec(modality, dim);
     assert_status(
-        abis_eval_templates_load(t, set, NULL, abis_modality_kind_find("vector"), &m, NULL, &err),
+        abis_eval_templates_load(t, set, NULL, abis_modality_kind_find("vector"), &m, &err),
         ABIS_OK, &err);
 }
 
@@ -315,8 +315,8 @@ static void test_csv_list_with_header_and_bad_lines(void **state)
     templates_ok(&t, &set, "face", DIM);
     assert_int_equal(t.attempted, 6);
     assert_int_equal(t.fte, 2); /* unreadable short.f32, missing.npy */
-    assert_int_equal(t.fta, 1); /* a capture, no extractor */
-    assert_non_null(strstr(t.fta_reason, "no face extractor for captures yet"));
+    assert_int_equal(t.fta, 1); /* a capture that is not there */
+    assert_non_null(strstr(t.fta_reason, "cannot be read"));
     abis_eval_templates_free(&t);
     /* The wrong size for the declared dimension is a failure to enrol too. */
     templates_ok(&t, &set, "face", DIM * 2);
@@ -514,7 +514,7 @@ static void real_set(const char *rel, abis_eval_layout layout, const char *pairs
     templates_ok(&t, &set, modality, 512);
     assert_int_equal(t.attempted, records);
     assert_int_equal(t.fta, records);
-    assert_non_null(strstr(t.fta_reason, "extractor for captures yet"));
+    assert_non_null(strstr(t.fta_reason, "needs an extractor"));
     abis_eval_templates_free(&t);
     abis_eval_set_free(&set);
 }

@@ -167,13 +167,17 @@ abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr,
 
 /* One template or probe as it enters libabis.  For a vector modality set
  * `vector` and `dim`; it is validated (size, finite values, non-zero norm) and
- * L2-normalised where it enters. */
+ * L2-normalised where it enters.  For an image modality (iris) set `capture`:
+ * the image file's bytes (BMP, PNG, TIFF, JPEG, PGM, or an ISO/IEC 19794-6
+ * record), which is turned into a template there and then discarded. */
 typedef struct abis_template_input {
     const char *modality; /* a declared modality name */
     int position;         /* finger 1-10, eye 1 right / 2 left; 0: not applicable */
     const float *vector;  /* vector modalities */
     size_t dim;
-    double quality; /* 0..100, or negative when unknown */
+    const void *capture; /* image modalities: the capture's bytes */
+    size_t capture_size;
+    double quality; /* 0..100, or negative when unknown (captures: computed) */
 } abis_template_input;
 
 /* ---- operations ---------------------------------------------------------- */

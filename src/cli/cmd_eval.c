@@ -745,7 +745,7 @@ static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
         (use = calloc(set.n_records + 1, 1)) != NULL)
         for (size_t i = 0; i < set.n_pairs; i++)
             use[set.pairs[i].a] = use[set.pairs[i].b] = 1;
-    st = abis_eval_templates_load(&t, &set, use, kind, &rec, NULL, &err);
+    st = abis_eval_templates_load(&t, &set, use, kind, &rec, &err);
     free(use);
     if (st != ABIS_OK) {
         cli_fail(ctx, &err);
@@ -881,7 +881,7 @@ static int eval_fused(cli_ctx *ctx, const eval_cfg *c, system_t *sys, size_t *n_
         const abis_modality_kind *kind;
         if (resolve_modality(ctx, c, c->fuse[i], &rec, &kind) != 0)
             goto out;
-        if (abis_eval_templates_load(&t[i], &set, NULL, kind, &rec, NULL, &err) != ABIS_OK) {
+        if (abis_eval_templates_load(&t[i], &set, NULL, kind, &rec, &err) != ABIS_OK) {
             cli_fail(ctx, &err);
             goto out;
         }
@@ -1088,7 +1088,7 @@ int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a)
     const abis_modality_kind *kind;
     if (resolve_modality(ctx, &c, c.modality, &rec, &kind) != 0)
         goto out;
-    if (abis_eval_templates_load(&t, &set, NULL, kind, &rec, NULL, &err) != ABIS_OK) {
+    if (abis_eval_templates_load(&t, &set, NULL, kind, &rec, &err) != ABIS_OK) {
         cli_fail(ctx, &err);
         goto out;
     }

@@ -23,10 +23,14 @@ typedef struct abis_modality_kind {
     const char *format; /* the canonical template format recorded with each template */
     /* Check a declaration (dimension in range, ...). */
     abis_status (*check_def)(const abis_modality_rec *m, abis_error *err);
-    /* Validate one input into canonical bytes (*out malloc'd, caller frees with
-     * abis_modality_free_template, which wipes it).  `what` names it in messages. */
+    /* Validate one input -- a template, or a capture the kind extracts one
+     * from -- into canonical bytes (*out malloc'd, caller frees with
+     * abis_modality_free_template, which wipes it).  `what` names it in
+     * messages.  *quality (may be NULL) gets the quality the kind measured on
+     * a capture (0..100), or -1. */
     abis_status (*validate)(const abis_modality_rec *m, const abis_template_input *in,
-                            const char *what, unsigned char **out, size_t *len, abis_error *err);
+                            const char *what, unsigned char **out, size_t *len, double *quality,
+                            abis_error *err);
     /* Is a canonical template (as stored) well-formed for this declaration? */
     int (*canonical_ok)(const abis_modality_rec *m, const void *tmpl, size_t len);
     /* Similarity of two canonical templates: higher is more similar. */

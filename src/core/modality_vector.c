@@ -24,8 +24,15 @@ static abis_status vector_check_def(const abis_modality_rec *m, abis_error *err)
 
 static abis_status vector_validate(const abis_modality_rec *m, const abis_template_input *in,
                                    const char *what, unsigned char **out, size_t *len,
-                                   abis_error *err)
+                                   double *quality, abis_error *err)
 {
+    if (quality)
+        *quality = -1;
+    if (!in->vector && in->capture)
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "%s: modality '%s' takes embedding vectors; turning a capture "
+                              "into one needs an extractor this OpenABIS does not have yet",
+                              what, m->name);
     if (!in->vector)
         return abis_error_set(err, ABIS_E_INVALID, "%s for modality '%s' carries no vector", what,
                               m->name);

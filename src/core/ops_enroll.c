@@ -59,9 +59,12 @@ static abis_status prepare_templates(abis_engine *e, const abis_template_input *
                                 in[i].quality);
             break;
         }
-        st = p[i].m->kind->validate(&p[i].m->rec, &in[i], what, &p[i].tmpl, &p[i].len, err);
+        double measured = -1;
+        st = p[i].m->kind->validate(&p[i].m->rec, &in[i], what, &p[i].tmpl, &p[i].len, &measured,
+                                    err);
         p[i].position = in[i].position;
-        p[i].quality = in[i].quality < 0 ? -1 : in[i].quality;
+        /* A quality the caller states wins; else what the kind measured. */
+        p[i].quality = in[i].quality >= 0 ? in[i].quality : measured;
         abis_random_bytes(p[i].id.bytes, ABIS_ID_BYTES);
     }
     if (st != ABIS_OK) {

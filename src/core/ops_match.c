@@ -153,7 +153,7 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
                                 probes[i].modality ? probes[i].modality : "");
         else
             st = mods[i]->kind->validate(&mods[i]->rec, &probes[i], what, &canon[i], &canon_len[i],
-                                         err);
+                                         NULL, err);
     }
     if (st == ABIS_OK)
         st = policy_consent(e, subject, p, err);
@@ -403,8 +403,8 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
                                 probes[i].modality ? probes[i].modality : "");
             break;
         }
-        st =
-            pr[i].m->kind->validate(&pr[i].m->rec, &probes[i], what, &pr[i].canon, &pr[i].len, err);
+        st = pr[i].m->kind->validate(&pr[i].m->rec, &probes[i], what, &pr[i].canon, &pr[i].len,
+                                     NULL, err);
         if (st == ABIS_OK)
             st = segstate_gallery(e, seg, pr[i].mi, &pr[i].g, err);
         if (st == ABIS_OK)

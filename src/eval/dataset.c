@@ -1011,10 +1011,44 @@ static void note(char *buf, size_t cap, const char *msg)
         snprintf(buf, cap, "%.250s", msg); /* the reason fields hold 256 */
 }
 
+/* A whole file in a malloc'd buffer (at most 64 MiB, a generous capture), or NULL. */
+static unsigned char *read_whole_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 1 << 16;
+            unsigned char *nb = ncap <= (64u << 20) ? realloc(buf, ncap) : NULL;
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
 abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set *set,
                                      const unsigned char *use, const abis_modality_kind *kind,
-                                     const abis_modality_rec *m, abis_eval_extract_fn extract,
-                                     abis_error *err)
+                                     const abis_modality_rec *m, abis_error *err)
 {
     memset(t, 0, sizeof *t);
     t->kind = kind;
@@ -1049,20 +1083,26 @@ abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set
             src = in->values;
             nv = in->n;
         } else if (r->capture) {
-            if (!extract) {
-                t->fta++;
-                char msg[256];
-                snprintf(msg, sizeof msg, "no %.60s extractor for captures yet (first: %.120s)",
-                         m->name, r->key);
-                note(t->fta_reason, sizeof t->fta_reason, msg);
-                continue;
-            }
-            if (extract(m, r->path, &values, &nv, &e) != ABIS_OK) {
+            /* The kind turns the capture into its template, as the engine does;
+             * anything that goes wrong on the way is a failure to acquire. */
+            size_t clen = 0;
+            unsigned char *bytes = read_whole_file(r->path, &clen);
+            abis_template_input ci = {
+                .modality = m->name, .capture = bytes, .capture_size = clen, .quality = -1};
+            abis_status cst;
+            if (!bytes)
+                cst = abis_error_set(&e, ABIS_E_IO, "%.500s: cannot be read", r->path);
+            else
+                cst = kind->validate(&t->mod, &ci, what, &t->tmpl[i], &t->len[i], NULL, &e);
+            free(bytes);
+            if (cst == ABIS_E_NOMEM)
+                return abis_error_set(err, ABIS_E_NOMEM, "%s", e.message);
+            if (cst != ABIS_OK) {
+                t->tmpl[i] = NULL;
                 t->fta++;
                 note(t->fta_reason, sizeof t->fta_reason, e.message);
-                continue;
             }
-            src = values;
+            continue;
         } else {
             if (abis_vector_read_file(r->path, &values, &nv, &e) != ABIS_OK) {
                 if (e.status == ABIS_E_NOMEM)
@@ -1076,7 +1116,7 @@ abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set
         if (t->mod.dim == 0)
             t->mod.dim = (int)nv;
         abis_template_input ti = {.modality = m->name, .vector = src, .dim = nv, .quality = -1};
-        abis_status st = kind->validate(&t->mod, &ti, what, &t->tmpl[i], &t->len[i], &e);
+        abis_status st = kind->validate(&t->mod, &ti, what, &t->tmpl[i], &t->len[i], NULL, &e);
         free(values);
         if (st == ABIS_E_NOMEM)
             return abis_error_set(err, ABIS_E_NOMEM, "%s", e.message);

@@ -24,7 +24,8 @@
  *
  * Failures are counted, never dropped (ISO/IEC 19795-1): a file that cannot be
  * read or is not a valid template is a failure to enrol (FTE); a capture
- * (image, audio) for which there is no extractor is a failure to acquire (FTA).
+ * (image, audio) that the modality cannot turn into a template is a failure to
+ * acquire (FTA).
  */
 #ifndef ABIS_EVAL_DATASET_H
 #define ABIS_EVAL_DATASET_H
@@ -123,15 +124,6 @@ int abis_eval_is_capture(const char *name);
 
 /* ---- templates --------------------------------------------------------------- */
 
-/* Turns a capture into a template input for one modality.  No extractor exists
- * yet: face, finger, iris and voice extraction are later issues, and when they
- * land this becomes a member of abis_modality_kind (core/modality.h), e.g.
- * `extract(rec, capture_bytes, len, &input)`, and abis_eval_templates_load
- * calls it for captures.  Until then the hook is NULL and every capture is a
- * failure to acquire ("no face extractor for captures yet"). */
-typedef abis_status (*abis_eval_extract_fn)(const abis_modality_rec *m, const char *path,
-                                            float **values, size_t *n, abis_error *err);
-
 /* The canonical templates of one modality, one slot per record of a set. */
 typedef struct abis_eval_templates {
     const abis_modality_kind *kind;
@@ -148,15 +140,15 @@ typedef struct abis_eval_templates {
 
 /* Validate the sample of modality `m` (of kind `kind`) of every record with
  * use[i] set (use NULL: every record) into canonical templates with
- * kind->validate, the engine's own entry check.  `extract` may be NULL (see
- * above).  Inline values are taken from the record's inline template named
- * m->name, or its unnamed one.  When m->dim is 0 the dimension is taken from
+ * kind->validate, the engine's own entry check; a capture (image) is handed
+ * to the kind as one, and a kind that cannot extract from it, or an
+ * extraction that fails, counts as a failure to acquire.  Inline values are taken from the record's
+ * inline template named m->name, or its unnamed one.  When m->dim is 0 the dimension is taken from
  * the first sample that has values (t->mod.dim then says which).  Fails only
  * on out-of-memory; bad samples are counted as FTE / FTA. */
 abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set *set,
                                      const unsigned char *use, const abis_modality_kind *kind,
-                                     const abis_modality_rec *m, abis_eval_extract_fn extract,
-                                     abis_error *err);
+                                     const abis_modality_rec *m, abis_error *err);
 void abis_eval_templates_free(abis_eval_templates *t);
 
 #endif
