@@ -221,7 +221,7 @@ static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r
                               "modality '%s' has kind '%s', which this OpenABIS does not know",
                               r->name, r->kind);
     char *json = NULL;
-    char def[256];
+    char def[ABIS_DEFAULT_CALIBRATION_MAX];
     abis_status st = e->store->ops->calibration_get(e->store, r->id, &json, err);
     if (st == ABIS_E_NOT_FOUND) {
         kind->default_calibration(r, def, sizeof def);
@@ -739,7 +739,8 @@ abis_status abis_modality_add(abis_engine *e, const abis_caller *c, const char *
     if (st == ABIS_OK) {
         snprintf(r.name, sizeof r.name, "%s", name);
         snprintf(r.kind, sizeof r.kind, "%s", kind->kind);
-        r.dim = dim;
+        /* A kind of fixed size needs no dimension from the operator. */
+        r.dim = kind->fixed_dim && dim == 0 ? kind->fixed_dim : dim;
         r.created_at = abis_now_ms();
         st = kind->check_def(&r, err);
     }
@@ -819,7 +820,7 @@ abis_status abis_modality_get_calibration(abis_engine *e, const char *name, char
     if (st == ABIS_OK) {
         st = e->store->ops->calibration_get(e->store, m->rec.id, json, err);
         if (st == ABIS_E_NOT_FOUND) {
-            enum { CAP = 256 };
+            enum { CAP = ABIS_DEFAULT_CALIBRATION_MAX };
             st = (*json = malloc(CAP)) ? ABIS_OK
                                        : abis_error_set(err, ABIS_E_NOMEM, "out of memory");
             if (st == ABIS_OK)

@@ -21,6 +21,8 @@
 typedef struct abis_modality_kind {
     const char *kind;   /* "vector" */
     const char *format; /* the canonical template format recorded with each template */
+    int fixed_dim;      /* the kind's fixed template size (iris: 2048 bits), or 0 when the
+                         * operator declares a dimension (vectors) */
     /* Check a declaration (dimension in range, ...). */
     abis_status (*check_def)(const abis_modality_rec *m, abis_error *err);
     /* Validate one input -- a template, or a capture the kind extracts one
@@ -43,6 +45,9 @@ typedef struct abis_modality_kind {
 
 /* The kind called `name`, or NULL. */
 const abis_modality_kind *abis_modality_kind_find(const char *name);
+/* The largest default calibration a kind writes (bytes, with the NUL). */
+#define ABIS_DEFAULT_CALIBRATION_MAX 4096
+
 /* Comma-separated names of every kind, for messages. */
 const char *abis_modality_kind_names(void);
 /* Wipe and free a canonical template from validate(). */

@@ -77,6 +77,7 @@ static void vector_default_calibration(const abis_modality_rec *m, char *buf, si
 const abis_modality_kind abis_modality_vector = {
     .kind = "vector",
     .format = "f32",
+    .fixed_dim = 0,
     .check_def = vector_check_def,
     .validate = vector_validate,
     .canonical_ok = vector_canonical_ok,
