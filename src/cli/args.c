@@ -360,45 +360,143 @@ void cli_templates_free(cli_templates *t)
         /* Probe vectors are biometric data: wiped, not just freed. */
         if (t->vectors)
             abis_wipe_free(t->vectors[i], t->in ? t->in[i].dim * sizeof(float) : 0);
+        if (t->captures)
+            abis_wipe_free(t->captures[i], t->in ? t->in[i].capture_size : 0);
         free(t->specs ? t->specs[i] : NULL);
     }
     free(t->in);
     free(t->vectors);
+    free(t->captures);
     free(t->specs);
     memset(t, 0, sizeof *t);
+}
+
+/* The name of the one declared modality of kind `kind` (for --iris-image). */
+typedef struct kind_find {
+    const char *kind;
+    char name[ABIS_NAME_MAX + 1];
+    int found;
+} kind_find;
+
+static int find_kind(const abis_modality_info *m, void *ctx)
+{
+    kind_find *k = ctx;
+    if (strcmp(m->kind, k->kind) == 0) {
+        if (!k->found)
+            snprintf(k->name, sizeof k->name, "%s", m->name);
+        k->found++;
+    }
+    return 0;
+}
+
+/* Read a whole capture file (at most 64 MiB); NULL after reporting. */
+static unsigned char *read_capture(const cli_ctx *ctx, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_failf(ctx, "io", "cannot read '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        unsigned char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        cli_failf(ctx, "io", "cannot read '%s'%s", path,
+                  buf ? "" : " (too large or out of memory)");
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }
 
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t)
 {
     memset(t, 0, sizeof *t);
-    size_t n = cli_arg_count(a, opt);
+    size_t n_vec = cli_arg_count(a, opt), n_iris = cli_arg_count(a, "iris-image");
+    size_t n = n_vec + n_iris;
     if (n == 0) {
-        cli_usage_error(ctx, "'abis %s' needs --%s MODALITY=FILE", ctx->cmd->name, opt);
+        cli_usage_error(ctx, "'abis %s' needs --%s MODALITY=FILE or --iris-image FILE",
+                        ctx->cmd->name, opt);
         return -1;
+    }
+    if (n_iris) {
+        kind_find k = {.kind = "iriscode"};
+        abis_error err = {0};
+        if (abis_modality_list(ctx->engine, find_kind, &k, &err) != ABIS_OK) {
+            cli_fail(ctx, &err);
+            return -1;
+        }
+        if (k.found != 1) {
+            cli_failf(ctx, "invalid",
+                      k.found ? "--iris-image: %d modalities are of kind iriscode; use "
+                                "--template NAME=FILE to say which"
+                              : "--iris-image: no modality of kind iriscode is declared (abis "
+                                "modality add iris --kind iriscode)",
+                      k.found);
+            return -1;
+        }
+        snprintf(t->iris_modality, sizeof t->iris_modality, "%s", k.name);
     }
     t->in = calloc(n, sizeof *t->in);
     t->vectors = calloc(n, sizeof *t->vectors);
+    t->captures = calloc(n, sizeof *t->captures);
     t->specs = calloc(n, sizeof *t->specs);
-    if (!t->in || !t->vectors || !t->specs) {
+    if (!t->in || !t->vectors || !t->captures || !t->specs) {
         cli_templates_free(t);
         cli_failf(ctx, "nomem", "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
+        int iris = i >= n_vec;
         t->n = i + 1;
-        t->specs[i] = strdup(cli_arg_nth(a, opt, i));
+        const char *value = iris ? cli_arg_nth(a, "iris-image", i - n_vec) : cli_arg_nth(a, opt, i);
+        /* An --iris-image FILE[@EYE] is read as MODALITY=FILE[@EYE] of the iris modality. */
+        size_t need = strlen(value) + (iris ? strlen(t->iris_modality) + 2 : 1);
+        t->specs[i] = malloc(need);
         if (!t->specs[i]) {
             cli_templates_free(t);
             cli_failf(ctx, "nomem", "out of memory");
             return -1;
         }
+        if (iris)
+            snprintf(t->specs[i], need, "%s=%s", t->iris_modality, value);
+        else
+            snprintf(t->specs[i], need, "%s", value);
         const char *file;
         int position;
-        if (split_template_spec(ctx, opt, t->specs[i], &file, &position) != 0) {
+        if (split_template_spec(ctx, iris ? "iris-image" : opt, t->specs[i], &file, &position) !=
+            0) {
             cli_templates_free(t);
             return -1;
         }
+        t->in[i].modality = t->specs[i];
+        t->in[i].position = position;
+        t->in[i].quality = -1.0;
         abis_error err = {0};
+        if (iris) {
+            t->captures[i] = read_capture(ctx, file, &t->in[i].capture_size);
+            if (!t->captures[i]) {
+                cli_templates_free(t);
+                return -1;
+            }
+            t->in[i].capture = t->captures[i];
+            continue;
+        }
         size_t dim = 0;
         if (abis_vector_read_file(file, &t->vectors[i], &dim, &err) != ABIS_OK) {
             t->vectors[i] = NULL;
@@ -406,11 +504,8 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
             cli_fail(ctx, &err);
             return -1;
         }
-        t->in[i].modality = t->specs[i];
-        t->in[i].position = position;
         t->in[i].vector = t->vectors[i];
         t->in[i].dim = dim;
-        t->in[i].quality = -1.0;
     }
     return 0;
 }

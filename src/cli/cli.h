@@ -192,8 +192,10 @@ int cli_resolve_subject(const cli_ctx *ctx, const char *arg, abis_id *id);
  * their files: `in` is ready for an engine call. */
 typedef struct cli_templates {
     abis_template_input *in;
-    float **vectors; /* in[i].vector, owned here */
-    char **specs;    /* copies of the MODALITY=FILE values that in[i].modality points into */
+    float **vectors;          /* in[i].vector, owned here */
+    unsigned char **captures; /* in[i].capture (--iris-image), owned here */
+    char **specs;             /* copies of the option values that in[i].modality points into */
+    char iris_modality[ABIS_NAME_MAX + 1]; /* the declared modality of kind iriscode */
     size_t n;
 } cli_templates;
 

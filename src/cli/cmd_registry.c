@@ -234,12 +234,12 @@ int cli_cmd_modality_add(cli_ctx *ctx, const cli_args *a)
     const char *kind = cli_require(ctx, a, "kind");
     if (!kind)
         return CLI_EXIT_ERROR;
-    const char *dim_s = cli_require(ctx, a, "dim");
-    if (!dim_s)
-        return CLI_EXIT_ERROR;
-    long dim;
+    /* --dim is for kinds whose size the operator declares (vectors); the
+     * engine says when it is missing or not wanted. */
+    const char *dim_s = cli_arg_get(a, "dim");
+    long dim = 0;
     /* An upper bound only to keep the number an int; the engine sets the real limits. */
-    if (cli_parse_int(ctx, dim_s, "--dim", 1, 1L << 20, &dim) != 0)
+    if (dim_s && cli_parse_int(ctx, dim_s, "--dim", 1, 1L << 20, &dim) != 0)
         return CLI_EXIT_ERROR;
     abis_error err = {0};
     abis_caller c = cli_caller(ctx, NULL);

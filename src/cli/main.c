@@ -26,16 +26,19 @@ static const cli_optspec modality_add_opts[] = {
 static const cli_optspec calibrate_opts[] = {{"file", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec dedup_opts[] = {{"fmr", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec enroll_opts[] = {
-    {"segment", 0, 1, 0}, {"template", 0, 1, 1}, {"consent", 0, 1, 1}, {"ref", 0, 1, 0},
+    {"segment", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"consent", 0, 1, 1},
+    {"ref", 0, 1, 0},
     {"channel", 0, 1, 0}, {"force", 0, 0, 0},    {NULL, 0, 0, 0},
 };
 static const cli_optspec template_add_opts[] = {
-    {"template", 0, 1, 0}, {"replace", 0, 0, 0}, {"force", 0, 0, 0}, {NULL, 0, 0, 0}};
+    {"template", 0, 1, 0}, {"iris-image", 0, 1, 0}, {"replace", 0, 0, 0}, {"force", 0, 0, 0},
+    {NULL, 0, 0, 0}};
 static const cli_optspec verify_opts[] = {
-    {"purpose", 0, 1, 0}, {"template", 0, 1, 1}, {"scores", 0, 0, 0}, {NULL, 0, 0, 0}};
+    {"purpose", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"scores", 0, 0, 0},
+    {NULL, 0, 0, 0}};
 static const cli_optspec identify_opts[] = {
     {"segment", 0, 1, 0}, {"purpose", 0, 1, 0}, {"template", 0, 1, 1},
-    {"k", 'k', 1, 0},     {"scores", 0, 0, 0},  {NULL, 0, 0, 0},
+    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, {NULL, 0, 0, 0},
 };
 static const cli_optspec channel_opts[] = {{"channel", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec lock_opts[] = {{"modality", 0, 1, 0}, {NULL, 0, 0, 0}};
@@ -67,7 +70,9 @@ static const cli_optspec calibrate_set_opts[] = {
     "FILE holds one vector: NumPy .npy (float32 or float64, 1-D or 1 x n), a JSON\n"               \
     "array of numbers, or raw little-endian float32; the format is recognised by\n"                \
     "content.  POSITION is 1-10 (fingers), 'right' (1) or 'left' (2) (eyes); leave it\n"           \
-    "out when it does not apply.\n"
+    "out when it does not apply.  --iris-image FILE[@left|@right] (repeatable) gives an\n"         \
+    "eye image (BMP, PNG, TIFF, JPEG, PGM or an ISO/IEC 19794-6 record) for the\n"                 \
+    "modality of kind iriscode.\n"
 
 /* clang-format off: the table reads best as one entry a paragraph */
 const cli_command cli_commands[] = {
@@ -110,13 +115,17 @@ const cli_command cli_commands[] = {
      purpose_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_purpose_add},
     {"purpose list", "", "list the purposes", "", no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_purpose_list},
 
-    {"modality add", "NAME --kind vector --dim N", "declare a modality (face, voice, ...)",
+    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode",
+     "declare a modality (face, voice, iris, ...)",
      "Options:\n"
-     "  --kind vector   templates are N float32 values compared by cosine similarity\n"
-     "  --dim N         the number of values of every template of this modality\n"
+     "  --kind vector     templates are N float32 values compared by cosine similarity\n"
+     "  --dim N           the number of values of every template of this modality\n"
+     "  --kind iriscode   templates are 2048-bit iris codes made from eye images\n"
+     "                    (given with --iris-image); no --dim\n"
      "\n"
-     "Example:\n"
-     "  abis modality add face --kind vector --dim 512\n",
+     "Examples:\n"
+     "  abis modality add face --kind vector --dim 512\n"
+     "  abis modality add iris --kind iriscode\n",
      modality_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_modality_add},
     {"modality list", "", "list the modalities", "", no_opts, 0, 0, CLI_OPEN_RW,
      cli_cmd_modality_list},

@@ -15,6 +15,11 @@
 
 static abis_status vector_check_def(const abis_modality_rec *m, abis_error *err)
 {
+    if (m->dim == 0)
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "modality '%s': a vector modality needs its dimension (--dim N, "
+                              "the number of values its extractor makes)",
+                              m->name);
     if (m->dim < 1 || m->dim > ABIS_VECTOR_DIM_MAX)
         return abis_error_set(err, ABIS_E_INVALID,
                               "modality '%s': dimension %d is out of range (1 to %d)", m->name,
