@@ -81,7 +81,7 @@ static int parse_common(const cli_ctx *ctx, const cli_args *a, eval_cfg *c, int 
     s = cli_arg_get(a, "protocol");
     int p = s ? abis_eval_protocol_parse(s) : (c->pairs ? ABIS_PROTOCOL_PAIRS : ABIS_PROTOCOL_ALL);
     if (p < 0 || (!is_eval && p == ABIS_PROTOCOL_1N))
-        return cli_usage_error(ctx, "--protocol must be all, fvc, pairs%s, not '%s'",
+        return cli_usage_error(ctx, "--protocol must be all, fvc, pairs, sessions%s, not '%s'",
                                is_eval ? " or 1n" : "", s),
                -1;
     c->protocol = (abis_eval_protocol)p;
@@ -201,7 +201,8 @@ static int resolve_modality(cli_ctx *ctx, const eval_cfg *c, const char *name,
                    -1;
         snprintf(rec->name, sizeof rec->name, "%s", name);
         snprintf(rec->kind, sizeof rec->kind, "%s", c->kind);
-        rec->dim = c->n_fuse ? 0 : (int)c->dim; /* fused modalities: each from its data */
+        /* A kind of fixed size has it; fused modalities take each from its data. */
+        rec->dim = (*kind)->fixed_dim ? (*kind)->fixed_dim : c->n_fuse ? 0 : (int)c->dim;
         return 0;
     }
     if (ensure_engine(ctx) != 0)

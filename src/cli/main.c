@@ -299,7 +299,7 @@ const cli_command cli_commands[] = {
      import_opts, 1, 1, CLI_OPEN_RW, cli_cmd_import},
 
     {"eval",
-     "--set PATH [--layout L] [--pairs FILE] [--protocol all|fvc|pairs|1n] "
+     "--set PATH [--layout L] [--pairs FILE] [--protocol all|fvc|pairs|sessions|1n] "
      "(--modality NAME | --kind vector [--dim N]) [--out DIR] [options]",
      "measure accuracy on a labelled set: DET, histograms, CMC, JSON report",
      "Compares the samples of a labelled set with the modality's own validation,\n"
@@ -314,10 +314,13 @@ const cli_command cli_commands[] = {
      "  --layout L           auto (default), folder, csv, jsonl, lfw, fvc, casia, speaker\n"
      "  --pairs FILE         a pairs file (LFW format); implies --protocol pairs\n"
      "  --protocol P         all (every genuine and impostor pair, default), fvc, pairs,\n"
-     "                       1n (first sample of each identity enrolled, the rest probes)\n"
+     "                       sessions (genuine pairs across capture sessions only:\n"
+     "                       enrol session 1, probe session 2; casia), 1n (first\n"
+     "                       sample of each identity enrolled, the rest probes)\n"
      "  --modality NAME      a modality declared in the --data store (its kind and\n"
      "                       dimension); without a store give --kind vector instead\n"
-     "  --kind K, --dim N    evaluate without a store (N: taken from the data if absent)\n"
+     "  --kind K, --dim N    evaluate without a store: vector (N: taken from the data if\n"
+     "                       absent) or iriscode (eye images; no --dim)\n"
      "  -o DIR, --out DIR    where the report and plots go (default ./eval-report)\n"
      "  --name NAME          the system's name in plots (repeat for several --set)\n"
      "  --bootstrap B        resamplings by identity for 95% intervals (default 100)\n"
@@ -342,7 +345,8 @@ const cli_command cli_commands[] = {
      eval_opts, 0, 0, CLI_OPEN_NONE, cli_cmd_eval},
 
     {"calibrate",
-     "--modality NAME --set PATH [--layout L] [--protocol all|fvc|pairs] [--holdout 0.5] "
+     "--modality NAME --set PATH [--layout L] [--protocol all|fvc|pairs|sessions] "
+     "[--holdout 0.5] "
      "[--gallery-size N] [--seed S]",
      "fit a modality's score -> FMR calibration on a labelled set and store it",
      "Splits the identities of the set into a fit part and a held-out part (seeded),\n"
@@ -354,7 +358,7 @@ const cli_command cli_commands[] = {
      "Options:\n"
      "  --modality NAME    the declared modality to calibrate (required)\n"
      "  --set PATH         the labelled set (see 'abis eval --help' for layouts)\n"
-     "  --protocol P       all (default), fvc or pairs\n"
+     "  --protocol P       all (default), fvc, pairs or sessions\n"
      "  --holdout S        share of identities held out for the check (default 0.5)\n"
      "  --gallery-size N   also fit the 1:N FPIR curve and print the thresholds that\n"
      "                     hold FPIR 0.01 and 0.003 at a gallery of N\n"

@@ -19,7 +19,7 @@
 
 #include "util/progress.h"
 
-static const char *const protocol_names[] = {"all", "fvc", "pairs", "1n"};
+static const char *const protocol_names[] = {"all", "fvc", "pairs", "1n", "sessions"};
 
 const char *abis_eval_protocol_name(abis_eval_protocol p)
 {
@@ -195,9 +195,16 @@ abis_status abis_eval_pairs_make(const abis_eval_set *set, abis_eval_protocol pr
         }
         return ABIS_OK;
     }
-    if (proto != ABIS_PROTOCOL_ALL && proto != ABIS_PROTOCOL_FVC)
+    if (proto != ABIS_PROTOCOL_ALL && proto != ABIS_PROTOCOL_FVC && proto != ABIS_PROTOCOL_SESSIONS)
         return abis_error_set(err, ABIS_E_INTERNAL, "protocol %s makes no pair list",
                               abis_eval_protocol_name(proto));
+    if (proto == ABIS_PROTOCOL_SESSIONS)
+        for (size_t i = 0; i < set->n_records; i++)
+            if (set->records[i].number < 1000)
+                return abis_error_set(err, ABIS_E_INVALID,
+                                      "the sessions protocol needs a layout that names capture "
+                                      "sessions (casia); '%.200s' has none",
+                                      set->records[i].key);
     size_t n;
     uint32_t *r = usable_by_identity(set, NULL, use, &n);
     if (!r)
@@ -209,8 +216,10 @@ abis_status abis_eval_pairs_make(const abis_eval_set *set, abis_eval_protocol pr
         uint32_t id = set->records[r[i]].identity;
         size_t j = i + 1;
         for (; j < n && set->records[r[j]].identity == id; j++)
-            if (pairlist_add(out, r[i], r[j], 1) != 0)
-                st = nomem(err);
+            if (proto != ABIS_PROTOCOL_SESSIONS ||
+                set->records[r[i]].number / 1000 != set->records[r[j]].number / 1000)
+                if (pairlist_add(out, r[i], r[j], 1) != 0)
+                    st = nomem(err);
         impostor_total += n - j;
     }
     if (st == ABIS_OK && proto == ABIS_PROTOCOL_FVC) {

@@ -34,11 +34,15 @@ typedef enum abis_eval_protocol {
     ABIS_PROTOCOL_ALL = 0,
     ABIS_PROTOCOL_FVC,
     ABIS_PROTOCOL_PAIRS,
-    ABIS_PROTOCOL_1N
+    ABIS_PROTOCOL_1N,
+    /* All pairs, but genuine pairs only across capture sessions (CASIA:
+     * enrol in session 1, probe in session 2); needs a layout with sessions. */
+    ABIS_PROTOCOL_SESSIONS
 } abis_eval_protocol;
 
-const char *abis_eval_protocol_name(abis_eval_protocol p); /* "all", "fvc", "pairs", "1n" */
-int abis_eval_protocol_parse(const char *name);            /* -1 when unknown */
+/* "all", "fvc", "pairs", "1n", "sessions" */
+const char *abis_eval_protocol_name(abis_eval_protocol p);
+int abis_eval_protocol_parse(const char *name); /* -1 when unknown */
 
 typedef struct abis_eval_run_opts {
     unsigned threads;           /* comparison threads (0: 2) */
