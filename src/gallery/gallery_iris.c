@@ -1,0 +1,454 @@
+/*
+ * gallery_iris.c: the exact in-memory iris-code gallery (gallery_iris.h).
+ *
+ * Layout (structure of arrays, as gallery_vector.c):
+ *   rows   n_rows abis_iris_code records (256 code + 256 mask bytes), one
+ *          64-byte aligned block, so each record is 8 cache lines; grown by
+ *          doubling
+ *   ids, slots, dead   per row: template id, subject slot, tombstone flag
+ *   map    template id -> row (util/idmap.h)
+ * Removal tombstones a row; when more than a quarter of the rows are dead the
+ * live rows move down in place (order kept) and their map entries are
+ * rewritten (delete then insert, which never allocates).
+ *
+ * Search: the probe is shifted once per shift position (15 copies, 7.5 KiB,
+ * they stay in L1); the rows are scanned in blocks of BLOCK rows: the live
+ * rows whose slot passes the filter are listed, the best Hamming kernel
+ * (match/hamming.h) gives the (d, n) counts of every listed row against all
+ * copies, and each row's best normalised distance over the shifts gives its
+ * score.  Top-k distinct slots are kept as in gallery_vector.c, ordered by
+ * (score descending, row ascending), a total order, so the result does not
+ * depend on how the rows are split.
+ *
+ * Threads: a gallery of at least 2 * ROWS_PER_THREAD rows is split into
+ * contiguous chunks, one per thread (at most the configured count, and at
+ * least ROWS_PER_THREAD rows each); the calling thread scans the first chunk
+ * and per-call pthreads the others.  A thread costs some 50 us to start
+ * against about 2.5 ms of scanning for ROWS_PER_THREAD rows, so no pool is
+ * kept.  Each chunk keeps its own top-k; the merge keeps each slot's best
+ * entry and the k best slots.  A slot in the global top-k is in the top-k of
+ * the chunk holding its best row (every slot above it there is above it
+ * globally), so the merge is exact.  If a thread cannot be started its chunk
+ * is scanned by the caller.
+ */
+#include "gallery/gallery_iris.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "match/hamming.h"
+#include "modality/iris/iris.h"
+#include "util/idmap.h"
+
+#define ROW_ALIGN 64
+#define MAX_ROWS ((size_t)UINT32_MAX - 1)
+#define N_SHIFTS (2 * ABIS_IRIS_MAX_SHIFT + 1)
+#define BLOCK 256                /* rows per kernel call: counts fit in L1 (15 KiB) */
+#define ROWS_PER_THREAD 16384    /* 8 MiB of rows, ~2.5 ms of one core (docs/BENCHMARKS.md) */
+#define MAX_THREADS 64
+
+typedef struct igallery {
+    abis_gallery base;
+    abis_iris_code *rows;
+    abis_id *ids;
+    uint32_t *slots;
+    unsigned char *dead;
+    size_t n_rows, cap_rows, n_dead;
+    abis_idmap map;
+    unsigned threads; /* 0: one per online CPU */
+} igallery;
+
+/* ---- rows ------------------------------------------------------------------- */
+
+/* Make room for one more row.  -1 on OOM (only spare capacity changed). */
+static int rows_reserve(igallery *g)
+{
+    if (g->n_rows < g->cap_rows)
+        return 0;
+    if (g->n_rows >= MAX_ROWS)
+        return -1;
+    size_t cap = g->cap_rows ? g->cap_rows * 2 : 64;
+    if (cap > MAX_ROWS)
+        cap = MAX_ROWS;
+    if (cap > SIZE_MAX / sizeof(abis_iris_code))
+        return -1;
+    abis_iris_code *rows = aligned_alloc(ROW_ALIGN, cap * sizeof *rows);
+    if (!rows)
+        return -1;
+    abis_id *ids = realloc(g->ids, cap * sizeof *ids);
+    if (!ids) {
+        free(rows);
+        return -1;
+    }
+    g->ids = ids;
+    uint32_t *slots = realloc(g->slots, cap * sizeof *slots);
+    if (!slots) {
+        free(rows);
+        return -1;
+    }
+    g->slots = slots;
+    unsigned char *dead = realloc(g->dead, cap);
+    if (!dead) {
+        free(rows);
+        return -1;
+    }
+    g->dead = dead;
+    if (g->n_rows)
+        memcpy(rows, g->rows, g->n_rows * sizeof *rows);
+    free(g->rows);
+    g->rows = rows;
+    g->cap_rows = cap;
+    return 0;
+}
+
+/* Move live rows down over dead ones, keeping their order.  The map's size
+ * never exceeds half its capacity, so deleting a key and inserting it again
+ * never grows it. */
+static void compact(igallery *g)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < g->n_rows; r++) {
+        if (g->dead[r])
+            continue;
+        if (w != r) {
+            g->rows[w] = g->rows[r];
+            g->ids[w] = g->ids[r];
+            g->slots[w] = g->slots[r];
+            abis_idmap_del(&g->map, g->ids[w].bytes);
+            int rc = abis_idmap_put(&g->map, g->ids[w].bytes, (uint32_t)w);
+            assert(rc == 0);
+            (void)rc;
+        }
+        g->dead[w] = 0;
+        w++;
+    }
+    g->n_rows = w;
+    g->n_dead = 0;
+}
+
+static void maybe_compact(igallery *g)
+{
+    if (g->n_dead * 4 > g->n_rows)
+        compact(g);
+}
+
+static void kill_row(igallery *g, size_t r)
+{
+    assert(r < g->n_rows && !g->dead[r]);
+    g->dead[r] = 1;
+    g->n_dead++;
+}
+
+/* ---- operations ------------------------------------------------------------- */
+
+static void ig_destroy(abis_gallery *base)
+{
+    igallery *g = (igallery *)base;
+    free(g->rows);
+    free(g->ids);
+    free(g->slots);
+    free(g->dead);
+    abis_idmap_free(&g->map);
+    free(g);
+}
+
+/* Add a row; a template id already present is replaced (its old row is
+ * tombstoned). */
+static abis_status ig_add(abis_gallery *base, const abis_id *template_id, uint32_t slot,
+                          const void *tmpl, size_t len, abis_error *err)
+{
+    igallery *g = (igallery *)base;
+    if (len != sizeof(abis_iris_code))
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "gallery: iris template has %zu bytes, expected %zu (code and mask)",
+                              len, sizeof(abis_iris_code));
+    if (rows_reserve(g) != 0)
+        return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory adding a template");
+    uint32_t old;
+    int had = abis_idmap_get(&g->map, template_id->bytes, &old);
+    size_t r = g->n_rows;
+    if (abis_idmap_put(&g->map, template_id->bytes, (uint32_t)r) != 0)
+        return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory adding a template");
+    if (had)
+        kill_row(g, old);
+    memcpy(&g->rows[r], tmpl, len);
+    g->ids[r] = *template_id;
+    g->slots[r] = slot;
+    g->dead[r] = 0;
+    g->n_rows++;
+    maybe_compact(g);
+    return ABIS_OK;
+}
+
+static int ig_remove(abis_gallery *base, const abis_id *template_id)
+{
+    igallery *g = (igallery *)base;
+    uint32_t r;
+    if (!abis_idmap_get(&g->map, template_id->bytes, &r))
+        return 0;
+    kill_row(g, r);
+    abis_idmap_del(&g->map, template_id->bytes);
+    maybe_compact(g);
+    return 1;
+}
+
+/* O(rows), as in gallery_vector.c: removing a subject is rare. */
+static size_t ig_remove_slot(abis_gallery *base, uint32_t slot)
+{
+    igallery *g = (igallery *)base;
+    size_t n = 0;
+    for (size_t r = 0; r < g->n_rows; r++) {
+        if (g->dead[r] || g->slots[r] != slot)
+            continue;
+        kill_row(g, r);
+        abis_idmap_del(&g->map, g->ids[r].bytes);
+        n++;
+    }
+    maybe_compact(g);
+    return n;
+}
+
+static size_t ig_count(const abis_gallery *base)
+{
+    const igallery *g = (const igallery *)base;
+    return g->n_rows - g->n_dead;
+}
+
+/* ---- search ----------------------------------------------------------------- */
+
+typedef struct top_entry {
+    float score;
+    uint32_t slot;
+    uint32_t row;
+} top_entry;
+
+/* a ranks before b: higher score, then lower row */
+static int top_before(const top_entry *a, const top_entry *b)
+{
+    return a->score > b->score || (a->score == b->score && a->row < b->row);
+}
+
+static void top_raise(top_entry *top, size_t i)
+{
+    top_entry e = top[i];
+    while (i > 0 && top_before(&e, &top[i - 1])) {
+        top[i] = top[i - 1];
+        i--;
+    }
+    top[i] = e;
+}
+
+/* Offer row `row` of `slot` with score s; rows come in increasing order. */
+static void top_offer(top_entry *top, size_t *n, size_t cap, float s, uint32_t slot, uint32_t row)
+{
+    if (*n == cap && !(s > top[*n - 1].score))
+        return;
+    size_t j = 0;
+    while (j < *n && top[j].slot != slot)
+        j++;
+    if (j < *n) {
+        if (s > top[j].score) {
+            top[j].score = s;
+            top[j].row = row;
+            top_raise(top, j);
+        }
+        return;
+    }
+    j = *n < cap ? (*n)++ : *n - 1;
+    top[j] = (top_entry){s, slot, row};
+    top_raise(top, j);
+}
+
+typedef struct scan_job {
+    const igallery *g;
+    const abis_iris_code *probe; /* N_SHIFTS copies */
+    const abis_hamming_kernel *kern;
+    const abis_bitset *allow;
+    size_t begin, end, cap;
+    top_entry *top; /* cap entries */
+    size_t n;
+    int failed; /* out of memory for the count buffer */
+} scan_job;
+
+/* The best score of one row from its counts over the shifts: the smallest
+ * normalised distance, shifts with no comparable bit skipped, 0.5 when none
+ * has any (abis_iris_distance does the same). */
+static float row_score(const uint32_t *counts)
+{
+    double best = 0.5;
+    int have = 0;
+    for (size_t s = 0; s < N_SHIFTS; s++) {
+        uint32_t n = ABIS_HAMMING_N(counts[s]);
+        if (n == 0)
+            continue;
+        double hd = abis_hamming_norm(ABIS_HAMMING_D(counts[s]), n);
+        if (!have || hd < best) {
+            best = hd;
+            have = 1;
+        }
+    }
+    return (float)(1.0 - best);
+}
+
+static void *scan_chunk(void *arg)
+{
+    scan_job *j = arg;
+    const igallery *g = j->g;
+    uint32_t idx[BLOCK];
+    uint32_t *counts = malloc(sizeof(uint32_t) * BLOCK * N_SHIFTS);
+    if (!counts) {
+        j->failed = 1;
+        return NULL;
+    }
+    for (size_t b = j->begin; b < j->end; b += BLOCK) {
+        size_t e = b + BLOCK < j->end ? b + BLOCK : j->end, m = 0;
+        for (size_t r = b; r < e; r++) {
+            if (g->dead[r] || (j->allow && !abis_bitset_test(j->allow, g->slots[r])))
+                continue;
+            idx[m++] = (uint32_t)r;
+        }
+        if (m == 0)
+            continue;
+        j->kern->scan(j->probe, N_SHIFTS, g->rows, idx, m, counts);
+        for (size_t i = 0; i < m; i++)
+            top_offer(j->top, &j->n, j->cap, row_score(counts + i * N_SHIFTS),
+                      g->slots[idx[i]], idx[i]);
+    }
+    free(counts);
+    return NULL;
+}
+
+static int cmp_top(const void *a, const void *b)
+{
+    const top_entry *x = a, *y = b;
+    return top_before(x, y) ? -1 : top_before(y, x) ? 1 : 0;
+}
+
+static unsigned thread_count(const igallery *g, size_t rows)
+{
+    unsigned t = g->threads;
+    if (t == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        t = c > 0 ? (unsigned)c : 1;
+    }
+    if (t > MAX_THREADS)
+        t = MAX_THREADS;
+    size_t by_size = rows / ROWS_PER_THREAD;
+    if (by_size < 2)
+        return 1;
+    return by_size < t ? (unsigned)by_size : t;
+}
+
+static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, size_t k,
+                             const abis_bitset *allow, abis_hit *out, size_t *n_out,
+                             abis_error *err)
+{
+    igallery *g = (igallery *)base;
+    *n_out = 0;
+    if (len != sizeof(abis_iris_code))
+        return abis_error_set(err, ABIS_E_INVALID,
+                              "gallery: iris probe has %zu bytes, expected %zu (code and mask)",
+                              len, sizeof(abis_iris_code));
+    if (k == 0 || g->n_rows == g->n_dead)
+        return ABIS_OK;
+    size_t live = g->n_rows - g->n_dead;
+    size_t cap = k < live ? k : live;
+
+    abis_iris_code *shifted = aligned_alloc(ROW_ALIGN, N_SHIFTS * sizeof *shifted);
+    unsigned nt = thread_count(g, g->n_rows);
+    scan_job *jobs = calloc(nt, sizeof *jobs);
+    top_entry *tops = malloc((size_t)nt * cap * sizeof *tops);
+    pthread_t *tid = calloc(nt, sizeof *tid);
+    unsigned char *started = calloc(nt, 1);
+    abis_status st = ABIS_OK;
+    if (!shifted || !jobs || !tops || !tid || !started) {
+        st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for %zu results", k);
+        goto done;
+    }
+    abis_iris_code p;
+    memcpy(&p, probe, sizeof p);
+    for (int s = -ABIS_IRIS_MAX_SHIFT; s <= ABIS_IRIS_MAX_SHIFT; s++)
+        abis_iris_shift(&p, s, &shifted[s + ABIS_IRIS_MAX_SHIFT]);
+
+    const abis_hamming_kernel *kern = abis_hamming_best();
+    for (unsigned t = 0; t < nt; t++) {
+        jobs[t] = (scan_job){.g = g,
+                             .probe = shifted,
+                             .kern = kern,
+                             .allow = allow,
+                             .begin = g->n_rows * t / nt,
+                             .end = g->n_rows * (t + 1) / nt,
+                             .cap = cap,
+                             .top = tops + (size_t)t * cap};
+    }
+    for (unsigned t = 1; t < nt; t++)
+        started[t] = pthread_create(&tid[t], NULL, scan_chunk, &jobs[t]) == 0;
+    scan_chunk(&jobs[0]);
+    for (unsigned t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            scan_chunk(&jobs[t]);
+    }
+
+    /* merge: pack every chunk's entries, sort, keep each slot's first */
+    size_t total = 0;
+    for (unsigned t = 0; t < nt; t++) {
+        if (jobs[t].failed) {
+            st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for the iris scan");
+            goto done;
+        }
+        memmove(tops + total, jobs[t].top, jobs[t].n * sizeof *tops);
+        total += jobs[t].n;
+    }
+    qsort(tops, total, sizeof *tops, cmp_top);
+    size_t n = 0;
+    for (size_t i = 0; i < total && n < cap; i++) {
+        size_t j = 0;
+        while (j < n && out[j].slot != tops[i].slot)
+            j++;
+        if (j < n)
+            continue;
+        out[n].slot = tops[i].slot;
+        out[n].template_id = g->ids[tops[i].row];
+        out[n].score = tops[i].score;
+        n++;
+    }
+    *n_out = n;
+done:
+    free(shifted);
+    free(jobs);
+    free(tops);
+    free(tid);
+    free(started);
+    return st;
+}
+
+static const abis_gallery_ops iris_ops = {
+    .destroy = ig_destroy,
+    .add = ig_add,
+    .remove = ig_remove,
+    .remove_slot = ig_remove_slot,
+    .count = ig_count,
+    .search = ig_search,
+};
+
+abis_status abis_gallery_iris_create(abis_gallery **out, abis_error *err)
+{
+    *out = NULL;
+    igallery *g = calloc(1, sizeof *g);
+    if (!g)
+        return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory");
+    g->base.ops = &iris_ops;
+    *out = &g->base;
+    return ABIS_OK;
+}
+
+void abis_gallery_iris_set_threads(abis_gallery *base, unsigned threads)
+{
+    assert(base->ops == &iris_ops);
+    ((igallery *)base)->threads = threads;
+}
