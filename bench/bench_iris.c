@@ -188,10 +188,11 @@ int main(int argc, char **argv)
     if (!big)
         return 1;
     memset(big, 1, bytes);
-    printf("\n(c) anchor: sum over a 1 GiB array: 1 thread %.1f GB/s, 2 threads %.1f GB/s\n",
-           bandwidth(big, bytes, 1), bandwidth(big, bytes, 2));
+    double bw1 = bandwidth(big, bytes, 1), bw2 = bandwidth(big, bytes, 2);
+    printf("\n(c) anchor: sum over a 1 GiB array: 1 thread %.1f GB/s, 2 threads %.1f GB/s\n", bw1,
+           bw2);
     printf("    (a %zu-record scan reads %.0f MiB: at 2-thread bandwidth %.1f ms)\n", n_rows,
-           n_rows * 512.0 / 1048576, n_rows * 512.0 / (bandwidth(big, bytes, 2) * 1e9) * 1e3);
+           n_rows * 512.0 / 1048576, n_rows * 512.0 / (bw2 * 1e9) * 1e3);
     free(big);
     free(out);
     return 0;
