@@ -250,7 +250,10 @@ int cli_cmd_modality_add(cli_ctx *ctx, const cli_args *a)
                                         "dim", (int)dim))
                    ? CLI_EXIT_ERROR
                    : CLI_EXIT_OK;
-    printf("modality '%s' added (%s, %ld values)\n", a->pos[0], kind, dim);
+    if (dim)
+        printf("modality '%s' added (%s, %ld values)\n", a->pos[0], kind, dim);
+    else
+        printf("modality '%s' added (%s)\n", a->pos[0], kind);
     return CLI_EXIT_OK;
 }
 

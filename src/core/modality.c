@@ -6,8 +6,9 @@
 #include <string.h>
 
 extern const abis_modality_kind abis_modality_vector;
+extern const abis_modality_kind abis_modality_iris;
 
-static const abis_modality_kind *const kinds[] = {&abis_modality_vector};
+static const abis_modality_kind *const kinds[] = {&abis_modality_vector, &abis_modality_iris};
 
 const abis_modality_kind *abis_modality_kind_find(const char *name)
 {
@@ -19,7 +20,7 @@ const abis_modality_kind *abis_modality_kind_find(const char *name)
 
 const char *abis_modality_kind_names(void)
 {
-    return "vector";
+    return "vector, iriscode";
 }
 
 void abis_modality_free_template(unsigned char *tmpl, size_t len)

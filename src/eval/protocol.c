@@ -20,15 +20,16 @@
 #include "util/progress.h"
 
 static const char *const protocol_names[] = {"all", "fvc", "pairs", "1n", "sessions"};
+#define N_PROTOCOLS (sizeof protocol_names / sizeof protocol_names[0])
 
 const char *abis_eval_protocol_name(abis_eval_protocol p)
 {
-    return (unsigned)p < 4 ? protocol_names[p] : "?";
+    return (unsigned)p < N_PROTOCOLS ? protocol_names[p] : "?";
 }
 
 int abis_eval_protocol_parse(const char *name)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < (int)N_PROTOCOLS; i++)
         if (strcmp(name, protocol_names[i]) == 0)
             return i;
     return -1;
