@@ -26,17 +26,17 @@
 typedef struct abis_gallery abis_gallery;
 
 typedef struct abis_hit {
-    uint32_t slot;     /* subject slot */
+    uint32_t slot; /* subject slot */
     abis_id template_id;
-    float score;       /* higher is more similar */
+    float score; /* higher is more similar */
 } abis_hit;
 
 typedef struct abis_gallery_ops {
     void (*destroy)(abis_gallery *g);
     /* Add a validated template (for vectors: dim normalised float32 values;
      * len = dim * sizeof(float)).  Fails only on out-of-memory. */
-    abis_status (*add)(abis_gallery *g, const abis_id *template_id, uint32_t slot,
-                       const void *tmpl, size_t len, abis_error *err);
+    abis_status (*add)(abis_gallery *g, const abis_id *template_id, uint32_t slot, const void *tmpl,
+                       size_t len, abis_error *err);
     /* Tombstone one template; returns 1 if it was there. */
     int (*remove)(abis_gallery *g, const abis_id *template_id);
     /* Tombstone every template of a subject slot; returns how many. */
@@ -47,8 +47,7 @@ typedef struct abis_gallery_ops {
      * first, among slots whose bit is set in `allow` (NULL: all).  `out` has
      * room for k hits; *n_out gets how many were written. */
     abis_status (*search)(abis_gallery *g, const void *probe, size_t len, size_t k,
-                          const abis_bitset *allow, abis_hit *out, size_t *n_out,
-                          abis_error *err);
+                          const abis_bitset *allow, abis_hit *out, size_t *n_out, abis_error *err);
 } abis_gallery_ops;
 
 struct abis_gallery {

@@ -1,15 +1,10 @@
 /*
  * gallery_iris.c: the exact in-memory iris-code gallery (gallery_iris.h).
  *
- * Layout (structure of arrays, as gallery_vector.c):
- *   rows   n_rows abis_iris_code records (256 code + 256 mask bytes), one
- *          64-byte aligned block, so each record is 8 cache lines; grown by
- *          doubling
- *   ids, slots, dead   per row: template id, subject slot, tombstone flag
- *   map    template id -> row (util/idmap.h)
- * Removal tombstones a row; when more than a quarter of the rows are dead the
- * live rows move down in place (order kept) and their map entries are
- * rewritten (delete then insert, which never allocates).
+ * Layout: the row store every gallery shares (gallery/rows.h): rows are
+ * abis_iris_code records (256 code + 256 mask bytes) in one 64-byte aligned
+ * block, so each record is 8 cache lines, with template id, subject slot and
+ * tombstone per row, and tombstones compacted away in order.
  *
  * Search: the probe is shifted once per shift position (15 copies, 7.5 KiB,
  * they stay in L1); the rows are scanned in blocks of BLOCK rows: the live
@@ -39,124 +34,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gallery/rows.h"
 #include "match/hamming.h"
 #include "modality/iris/iris.h"
-#include "util/idmap.h"
 
-#define ROW_ALIGN 64
-#define MAX_ROWS ((size_t)UINT32_MAX - 1)
 #define N_SHIFTS (2 * ABIS_IRIS_MAX_SHIFT + 1)
-#define BLOCK 256                /* rows per kernel call: counts fit in L1 (15 KiB) */
-#define ROWS_PER_THREAD 16384    /* 8 MiB of rows, ~2.5 ms of one core (docs/BENCHMARKS.md) */
+#define BLOCK 256             /* rows per kernel call: counts fit in L1 (15 KiB) */
+#define ROWS_PER_THREAD 16384 /* 8 MiB of rows, ~2.5 ms of one core (docs/BENCHMARKS.md) */
 #define MAX_THREADS 64
 
 typedef struct igallery {
     abis_gallery base;
-    abis_iris_code *rows;
-    abis_id *ids;
-    uint32_t *slots;
-    unsigned char *dead;
-    size_t n_rows, cap_rows, n_dead;
-    abis_idmap map;
+    abis_rows rows;   /* abis_iris_code records */
     unsigned threads; /* 0: one per online CPU */
 } igallery;
-
-/* ---- rows ------------------------------------------------------------------- */
-
-/* Make room for one more row.  -1 on OOM (only spare capacity changed). */
-static int rows_reserve(igallery *g)
-{
-    if (g->n_rows < g->cap_rows)
-        return 0;
-    if (g->n_rows >= MAX_ROWS)
-        return -1;
-    size_t cap = g->cap_rows ? g->cap_rows * 2 : 64;
-    if (cap > MAX_ROWS)
-        cap = MAX_ROWS;
-    if (cap > SIZE_MAX / sizeof(abis_iris_code))
-        return -1;
-    abis_iris_code *rows = aligned_alloc(ROW_ALIGN, cap * sizeof *rows);
-    if (!rows)
-        return -1;
-    abis_id *ids = realloc(g->ids, cap * sizeof *ids);
-    if (!ids) {
-        free(rows);
-        return -1;
-    }
-    g->ids = ids;
-    uint32_t *slots = realloc(g->slots, cap * sizeof *slots);
-    if (!slots) {
-        free(rows);
-        return -1;
-    }
-    g->slots = slots;
-    unsigned char *dead = realloc(g->dead, cap);
-    if (!dead) {
-        free(rows);
-        return -1;
-    }
-    g->dead = dead;
-    if (g->n_rows)
-        memcpy(rows, g->rows, g->n_rows * sizeof *rows);
-    free(g->rows);
-    g->rows = rows;
-    g->cap_rows = cap;
-    return 0;
-}
-
-/* Move live rows down over dead ones, keeping their order.  The map's size
- * never exceeds half its capacity, so deleting a key and inserting it again
- * never grows it. */
-static void compact(igallery *g)
-{
-    size_t w = 0;
-    for (size_t r = 0; r < g->n_rows; r++) {
-        if (g->dead[r])
-            continue;
-        if (w != r) {
-            g->rows[w] = g->rows[r];
-            g->ids[w] = g->ids[r];
-            g->slots[w] = g->slots[r];
-            abis_idmap_del(&g->map, g->ids[w].bytes);
-            int rc = abis_idmap_put(&g->map, g->ids[w].bytes, (uint32_t)w);
-            assert(rc == 0);
-            (void)rc;
-        }
-        g->dead[w] = 0;
-        w++;
-    }
-    g->n_rows = w;
-    g->n_dead = 0;
-}
-
-static void maybe_compact(igallery *g)
-{
-    if (g->n_dead * 4 > g->n_rows)
-        compact(g);
-}
-
-static void kill_row(igallery *g, size_t r)
-{
-    assert(r < g->n_rows && !g->dead[r]);
-    g->dead[r] = 1;
-    g->n_dead++;
-}
 
 /* ---- operations ------------------------------------------------------------- */
 
 static void ig_destroy(abis_gallery *base)
 {
     igallery *g = (igallery *)base;
-    free(g->rows);
-    free(g->ids);
-    free(g->slots);
-    free(g->dead);
-    abis_idmap_free(&g->map);
+    abis_rows_free(&g->rows);
     free(g);
 }
 
-/* Add a row; a template id already present is replaced (its old row is
- * tombstoned). */
 static abis_status ig_add(abis_gallery *base, const abis_id *template_id, uint32_t slot,
                           const void *tmpl, size_t len, abis_error *err)
 {
@@ -165,56 +66,24 @@ static abis_status ig_add(abis_gallery *base, const abis_id *template_id, uint32
         return abis_error_set(err, ABIS_E_INVALID,
                               "gallery: iris template has %zu bytes, expected %zu (code and mask)",
                               len, sizeof(abis_iris_code));
-    if (rows_reserve(g) != 0)
+    if (abis_rows_add(&g->rows, template_id, slot, tmpl) != 0)
         return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory adding a template");
-    uint32_t old;
-    int had = abis_idmap_get(&g->map, template_id->bytes, &old);
-    size_t r = g->n_rows;
-    if (abis_idmap_put(&g->map, template_id->bytes, (uint32_t)r) != 0)
-        return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory adding a template");
-    if (had)
-        kill_row(g, old);
-    memcpy(&g->rows[r], tmpl, len);
-    g->ids[r] = *template_id;
-    g->slots[r] = slot;
-    g->dead[r] = 0;
-    g->n_rows++;
-    maybe_compact(g);
     return ABIS_OK;
 }
 
 static int ig_remove(abis_gallery *base, const abis_id *template_id)
 {
-    igallery *g = (igallery *)base;
-    uint32_t r;
-    if (!abis_idmap_get(&g->map, template_id->bytes, &r))
-        return 0;
-    kill_row(g, r);
-    abis_idmap_del(&g->map, template_id->bytes);
-    maybe_compact(g);
-    return 1;
+    return abis_rows_remove(&((igallery *)base)->rows, template_id);
 }
 
-/* O(rows), as in gallery_vector.c: removing a subject is rare. */
 static size_t ig_remove_slot(abis_gallery *base, uint32_t slot)
 {
-    igallery *g = (igallery *)base;
-    size_t n = 0;
-    for (size_t r = 0; r < g->n_rows; r++) {
-        if (g->dead[r] || g->slots[r] != slot)
-            continue;
-        kill_row(g, r);
-        abis_idmap_del(&g->map, g->ids[r].bytes);
-        n++;
-    }
-    maybe_compact(g);
-    return n;
+    return abis_rows_remove_slot(&((igallery *)base)->rows, slot);
 }
 
 static size_t ig_count(const abis_gallery *base)
 {
-    const igallery *g = (const igallery *)base;
-    return g->n_rows - g->n_dead;
+    return abis_rows_live(&((const igallery *)base)->rows);
 }
 
 /* ---- search ----------------------------------------------------------------- */
@@ -306,16 +175,16 @@ static void *scan_chunk(void *arg)
     for (size_t b = j->begin; b < j->end; b += BLOCK) {
         size_t e = b + BLOCK < j->end ? b + BLOCK : j->end, m = 0;
         for (size_t r = b; r < e; r++) {
-            if (g->dead[r] || (j->allow && !abis_bitset_test(j->allow, g->slots[r])))
+            if (g->rows.dead[r] || (j->allow && !abis_bitset_test(j->allow, g->rows.slots[r])))
                 continue;
             idx[m++] = (uint32_t)r;
         }
         if (m == 0)
             continue;
-        j->kern->scan(j->probe, N_SHIFTS, g->rows, idx, m, counts);
+        j->kern->scan(j->probe, N_SHIFTS, (const abis_iris_code *)g->rows.data, idx, m, counts);
         for (size_t i = 0; i < m; i++)
             top_offer(j->top, &j->n, j->cap, row_score(counts + i * N_SHIFTS),
-                      g->slots[idx[i]], idx[i]);
+                      g->rows.slots[idx[i]], idx[i]);
     }
     free(counts);
     return NULL;
@@ -352,13 +221,13 @@ static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, 
         return abis_error_set(err, ABIS_E_INVALID,
                               "gallery: iris probe has %zu bytes, expected %zu (code and mask)",
                               len, sizeof(abis_iris_code));
-    if (k == 0 || g->n_rows == g->n_dead)
+    if (k == 0 || abis_rows_live(&g->rows) == 0)
         return ABIS_OK;
-    size_t live = g->n_rows - g->n_dead;
+    size_t live = abis_rows_live(&g->rows);
     size_t cap = k < live ? k : live;
 
-    abis_iris_code *shifted = aligned_alloc(ROW_ALIGN, N_SHIFTS * sizeof *shifted);
-    unsigned nt = thread_count(g, g->n_rows);
+    abis_iris_code *shifted = aligned_alloc(ABIS_ROWS_ALIGN, N_SHIFTS * sizeof *shifted);
+    unsigned nt = thread_count(g, g->rows.n);
     scan_job *jobs = calloc(nt, sizeof *jobs);
     top_entry *tops = malloc((size_t)nt * cap * sizeof *tops);
     pthread_t *tid = calloc(nt, sizeof *tid);
@@ -379,8 +248,8 @@ static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, 
                              .probe = shifted,
                              .kern = kern,
                              .allow = allow,
-                             .begin = g->n_rows * t / nt,
-                             .end = g->n_rows * (t + 1) / nt,
+                             .begin = g->rows.n * t / nt,
+                             .end = g->rows.n * (t + 1) / nt,
                              .cap = cap,
                              .top = tops + (size_t)t * cap};
     }
@@ -413,7 +282,7 @@ static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, 
         if (j < n)
             continue;
         out[n].slot = tops[i].slot;
-        out[n].template_id = g->ids[tops[i].row];
+        out[n].template_id = g->rows.ids[tops[i].row];
         out[n].score = tops[i].score;
         n++;
     }
@@ -443,6 +312,7 @@ abis_status abis_gallery_iris_create(abis_gallery **out, abis_error *err)
     if (!g)
         return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory");
     g->base.ops = &iris_ops;
+    abis_rows_init(&g->rows, sizeof(abis_iris_code));
     *out = &g->base;
     return ABIS_OK;
 }
