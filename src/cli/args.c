@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "template/vector.h"
+#include "util/file.h"
 
 /* ---- global options ------------------------------------------------------- */
 
@@ -392,35 +393,12 @@ static int find_kind(const abis_modality_info *m, void *ctx)
 /* Read a whole capture file (at most 64 MiB); NULL after reporting. */
 static unsigned char *read_capture(const cli_ctx *ctx, const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_failf(ctx, "io", "cannot read '%s': %s", path, strerror(errno));
+    unsigned char *buf;
+    abis_error err = {0};
+    if (abis_file_read(path, 64u << 20, &buf, len, &err) != ABIS_OK) {
+        cli_fail(ctx, &err);
         return NULL;
     }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        unsigned char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        cli_failf(ctx, "io", "cannot read '%s'%s", path,
-                  buf ? "" : " (too large or out of memory)");
-        return NULL;
-    }
-    *len = n;
     return buf;
 }
 

@@ -4,55 +4,25 @@
  * deduplication threshold.
  */
 #include "cli/cli.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Read a whole (small) text file into a malloc'd NUL-terminated buffer. */
+/* Read a whole (small) text file into a malloc'd NUL-terminated buffer;
+ * NULL after reporting.  Calibration tables are small: 64 MiB is far past any. */
 static char *read_text_file(const cli_ctx *ctx, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_failf(ctx, "io", "cannot open '%s': %s", path, strerror(errno));
+    unsigned char *buf;
+    size_t len;
+    abis_error err = {0};
+    if (abis_file_read(path, 64u << 20, &buf, &len, &err) != ABIS_OK) {
+        cli_fail(ctx, &err);
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1)
-            break;
-        /* Calibration tables are small; 64 MiB is far past any real one. */
-        if (cap >= (64u << 20)) {
-            free(buf);
-            fclose(f);
-            cli_failf(ctx, "invalid", "'%s' is larger than 64 MiB", path);
-            return NULL;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) {
-        cli_failf(ctx, "nomem", "out of memory reading '%s'", path);
-        return NULL;
-    }
-    if (bad) {
-        free(buf);
-        cli_failf(ctx, "io", "cannot read '%s'", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
+    return (char *)buf;
 }
 
 /* ---- init ------------------------------------------------------------------- */

@@ -3,6 +3,7 @@
  * validating their samples into canonical templates (see dataset.h).
  */
 #include "eval/dataset.h"
+#include "util/file.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -1011,41 +1012,6 @@ static void note(char *buf, size_t cap, const char *msg)
         snprintf(buf, cap, "%.250s", msg); /* the reason fields hold 256 */
 }
 
-/* A whole file in a malloc'd buffer (at most 64 MiB, a generous capture), or NULL. */
-static unsigned char *read_whole_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            unsigned char *nb = ncap <= (64u << 20) ? realloc(buf, ncap) : NULL;
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set *set,
                                      const unsigned char *use, const abis_modality_kind *kind,
                                      const abis_modality_rec *m, abis_error *err)
@@ -1086,13 +1052,12 @@ abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set
             /* The kind turns the capture into its template, as the engine does;
              * anything that goes wrong on the way is a failure to acquire. */
             size_t clen = 0;
-            unsigned char *bytes = read_whole_file(r->path, &clen);
+            unsigned char *bytes = NULL;
+            /* 64 MiB is far past any capture. */
+            abis_status cst = abis_file_read(r->path, 64u << 20, &bytes, &clen, &e);
             abis_template_input ci = {
                 .modality = m->name, .capture = bytes, .capture_size = clen, .quality = -1};
-            abis_status cst;
-            if (!bytes)
-                cst = abis_error_set(&e, ABIS_E_IO, "%.500s: cannot be read", r->path);
-            else
+            if (cst == ABIS_OK)
                 cst = kind->validate(&t->mod, &ci, what, &t->tmpl[i], &t->len[i], NULL, &e);
             free(bytes);
             if (cst == ABIS_E_NOMEM)

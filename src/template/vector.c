@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "crypto/crypto.h"
+#include "util/file.h"
 
 #include <jansson.h>
 
@@ -417,44 +418,11 @@ abis_status abis_vector_parse_raw(const void *buf, size_t len, float **out, size
 
 abis_status abis_vector_read_file(const char *path, float **out, size_t *n, abis_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return abis_error_set(err, ABIS_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        int e = errno;
-        fclose(f);
-        return abis_error_set(err, ABIS_E_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return abis_error_set(err, ABIS_E_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size > (off_t)VECTOR_MAX_TEXT) {
-        fclose(f);
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "%s: %lld bytes is too large for a vector (at most %u)", path,
-                              (long long)sb.st_size, VECTOR_MAX_TEXT);
-    }
-    /* Read up to one byte past the limit, so a file that grew since fstat is
-     * still caught. */
-    size_t cap = (size_t)sb.st_size + 1;
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return abis_error_set(err, ABIS_E_NOMEM, "%s: out of memory", path);
-    }
-    size_t len = fread(buf, 1, cap, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        free(buf);
-        return abis_error_set(err, ABIS_E_IO, "%s: read error", path);
-    }
-    if (len == cap) {
-        free(buf);
-        return abis_error_set(err, ABIS_E_IO, "%s: file changed while being read", path);
-    }
+    unsigned char *buf;
+    size_t len;
+    abis_status rs = abis_file_read(path, VECTOR_MAX_TEXT, &buf, &len, err);
+    if (rs != ABIS_OK)
+        return rs;
 
     abis_status st;
     size_t ws = 0;
