@@ -161,6 +161,52 @@ static abis_status check_ref(const char *ref, abis_error *err)
     return ABIS_OK;
 }
 
+/* What one enrolment writes, in its transaction. */
+typedef struct enrol_write {
+    const abis_id *id;
+    const segstate *seg;
+    const abis_enroll_request *req;
+    const abis_key *dk;
+    const prepared *p;
+    size_t n;
+    const size_t *purpose_idx;
+    const abis_caller *c;
+    int64_t now;
+} enrol_write;
+
+/* The subject, its sealed templates and its consents. */
+static abis_status write_enrolment(abis_engine *e, void *arg, abis_error *err)
+{
+    const enrol_write *w = arg;
+    abis_store *s = e->store;
+    abis_subject_rec r;
+    memset(&r, 0, sizeof r);
+    r.id = *w->id;
+    r.segment_id = w->seg->rec.id;
+    snprintf(r.external_ref, sizeof r.external_ref, "%s",
+             w->req->external_ref ? w->req->external_ref : "");
+    r.created_at = w->now;
+    abis_status st = s->ops->subject_insert(s, &r, err);
+    if (st == ABIS_E_EXISTS)
+        return abis_error_set(err, ABIS_E_EXISTS,
+                              "the external reference is already used in segment '%s'",
+                              w->seg->rec.name);
+    if (st == ABIS_OK)
+        st = insert_templates(e, w->id, w->dk, w->p, w->n, w->now, err);
+    for (size_t i = 0; st == ABIS_OK && i < w->req->n_consents; i++) {
+        abis_consent_rec cr;
+        memset(&cr, 0, sizeof cr);
+        cr.subject_id = *w->id;
+        cr.purpose_id = e->purposes[w->purpose_idx[i]].id;
+        cr.granted = 1;
+        cr.at = w->now;
+        snprintf(cr.channel, sizeof cr.channel, "%s",
+                 w->c && w->c->channel ? w->c->channel : "enrolment");
+        st = s->ops->consent_put(s, &cr, err);
+    }
+    return st;
+}
+
 abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
                                 const abis_enroll_request *req, abis_enroll_result *res,
                                 abis_error *err)
@@ -239,52 +285,18 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
         st = s->ops->key_put(s, &id, wrapped, sizeof wrapped, err);
         key_written = st == ABIS_OK;
     }
-    int64_t now = abis_now_ms();
     if (st == ABIS_OK) {
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            abis_subject_rec r;
-            memset(&r, 0, sizeof r);
-            r.id = id;
-            r.segment_id = seg->rec.id;
-            snprintf(r.external_ref, sizeof r.external_ref, "%s",
-                     req->external_ref ? req->external_ref : "");
-            r.created_at = now;
-            st = s->ops->subject_insert(s, &r, err);
-            if (st == ABIS_E_EXISTS)
-                st = abis_error_set(err, ABIS_E_EXISTS,
-                                    "the external reference is already used in segment '%s'",
-                                    seg->rec.name);
-            if (st == ABIS_OK)
-                st = insert_templates(e, &id, &dk, p, n, now, err);
-            for (size_t i = 0; st == ABIS_OK && i < req->n_consents; i++) {
-                abis_consent_rec cr;
-                memset(&cr, 0, sizeof cr);
-                cr.subject_id = id;
-                cr.purpose_id = e->purposes[purpose_idx[i]].id;
-                cr.granted = 1;
-                cr.at = now;
-                snprintf(cr.channel, sizeof cr.channel, "%s",
-                         c && c->channel ? c->channel : "enrolment");
-                st = s->ops->consent_put(s, &cr, err);
-            }
-            char hex[ABIS_ID_HEX_LEN + 1], detail[160];
-            abis_id_to_hex(&id, hex);
-            snprintf(detail, sizeof detail, "%zu template(s), %zu consent(s)%s%s", n,
-                     req->n_consents,
-                     res->duplicate ? ", forced despite a match with subject " : "", dup_hex);
-            audit_event ev = {.operation = "enroll",
-                              .segment = segname,
-                              .subject = hex,
-                              .decision = res->duplicate ? "forced" : NULL,
-                              .detail = detail};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        enrol_write w = {&id, seg, req, &dk, p, n, purpose_idx, c, abis_now_ms()};
+        char hex[ABIS_ID_HEX_LEN + 1], detail[160];
+        abis_id_to_hex(&id, hex);
+        snprintf(detail, sizeof detail, "%zu template(s), %zu consent(s)%s%s", n, req->n_consents,
+                 res->duplicate ? ", forced despite a match with subject " : "", dup_hex);
+        audit_event ev = {.operation = "enroll",
+                          .segment = segname,
+                          .subject = hex,
+                          .decision = res->duplicate ? "forced" : NULL,
+                          .detail = detail};
+        st = engine_write_audited(e, c, write_enrolment, &w, &ev, err);
     }
     abis_key_wipe(&dk);
     if (st != ABIS_OK && key_written) {
@@ -343,6 +355,25 @@ static int collect_replaced(const abis_template_rec *r, void *ctx)
     return 0;
 }
 
+/* What adding (or replacing) a template writes, in its transaction. */
+typedef struct template_write {
+    const abis_id *subject;
+    const abis_key *dk;
+    const prepared *p;
+    const replace_ctx *replaced;
+} template_write;
+
+static abis_status write_template(abis_engine *e, void *arg, abis_error *err)
+{
+    const template_write *w = arg;
+    abis_status st = ABIS_OK;
+    for (size_t i = 0; i < w->replaced->n && st == ABIS_OK; i++)
+        st = e->store->ops->template_delete(e->store, &w->replaced->ids[i], err);
+    if (st == ABIS_OK)
+        st = insert_templates(e, w->subject, w->dk, w->p, 1, abis_now_ms(), err);
+    return st;
+}
+
 abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_id *subject,
                               const abis_template_input *tmpl, int replace, int force,
                               abis_id *template_id, abis_error *err)
@@ -384,25 +415,14 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK)
         st = engine_subject_key(e, subject, subj.segment_id, &dk, err);
     if (st == ABIS_OK) {
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            for (size_t i = 0; i < rc.n && st == ABIS_OK; i++)
-                st = s->ops->template_delete(s, &rc.ids[i], err);
-            if (st == ABIS_OK)
-                st = insert_templates(e, subject, &dk, p, 1, abis_now_ms(), err);
-            char hex[ABIS_ID_HEX_LEN + 1], detail[192];
-            abis_id_to_hex(subject, hex);
-            snprintf(detail, sizeof detail, "modality %s, %zu replaced%s", p[0].m->rec.name, rc.n,
-                     dup ? ", forced despite a match with another subject" : "");
-            audit_event ev = {
-                .operation = op, .segment = seg->rec.name, .subject = hex, .detail = detail};
-            if (st == ABIS_OK)
-                st = audit_in_txn(e, c, &ev, err);
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
-        }
+        template_write w = {subject, &dk, p, &rc};
+        char hex[ABIS_ID_HEX_LEN + 1], detail[192];
+        abis_id_to_hex(subject, hex);
+        snprintf(detail, sizeof detail, "modality %s, %zu replaced%s", p[0].m->rec.name, rc.n,
+                 dup ? ", forced despite a match with another subject" : "");
+        audit_event ev = {
+            .operation = op, .segment = seg->rec.name, .subject = hex, .detail = detail};
+        st = engine_write_audited(e, c, write_template, &w, &ev, err);
     }
     abis_key_wipe(&dk);
     if (st == ABIS_OK) {
