@@ -45,6 +45,11 @@ typedef struct abis_modality_kind {
 
 /* The kind called `name`, or NULL. */
 const abis_modality_kind *abis_modality_kind_find(const char *name);
+/* The largest canonical template any kind makes (bytes): the size of the
+ * scratch buffers templates are unsealed into.  Vectors: at most 4096 * 4
+ * bytes; iris codes 512. */
+#define ABIS_TEMPLATE_MAX (1 << 20)
+
 /* The largest default calibration a kind writes (bytes, with the NUL). */
 #define ABIS_DEFAULT_CALIBRATION_MAX 4096
 

@@ -63,7 +63,6 @@ static abis_status policy_consent(abis_engine *e, const abis_id *subject, const 
 
 typedef struct verify_ctx {
     abis_engine *e;
-    const abis_id *subject;
     int64_t segment_id;
     const modality_entry *m;
     int position;
@@ -106,8 +105,16 @@ static abis_status subject_best_score(abis_engine *e, const abis_id *subject, in
                                       unsigned char *buf, size_t cap, double *best, int *found,
                                       abis_error *err)
 {
-    verify_ctx v = {e,   subject, segment_id, m, position, probe,  probe_len,
-                    buf, cap,     0,          0, err,      ABIS_OK};
+    verify_ctx v = {.e = e,
+                    .segment_id = segment_id,
+                    .m = m,
+                    .position = position,
+                    .probe = probe,
+                    .probe_len = probe_len,
+                    .buf = buf,
+                    .cap = cap,
+                    .err = err,
+                    .st = ABIS_OK};
     abis_status st = e->store->ops->template_scan_subject(e->store, subject, verify_one, &v, err);
     if (st == ABIS_OK)
         st = v.st;
@@ -166,14 +173,14 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     const abis_calibration **calibs = calloc(n_probes ? n_probes : 1, sizeof *calibs);
     if (st == ABIS_OK && (!scores || !calibs))
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
-    unsigned char *buf = st == ABIS_OK ? malloc(1 << 20) : NULL;
+    unsigned char *buf = st == ABIS_OK ? malloc(ABIS_TEMPLATE_MAX) : NULL;
     if (st == ABIS_OK && !buf)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     for (size_t i = 0; st == ABIS_OK && i < n_probes; i++) {
         double best = 0;
         int found = 0;
         st = subject_best_score(e, subject, subj.segment_id, mods[i], probes[i].position, canon[i],
-                                canon_len[i], buf, 1 << 20, &best, &found, err);
+                                canon_len[i], buf, ABIS_TEMPLATE_MAX, &best, &found, err);
         if (st == ABIS_OK && !found)
             st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no '%s' template%s",
                                 mods[i]->rec.name, probes[i].position ? " at that position" : "");
@@ -189,7 +196,7 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
         }
     }
     if (buf)
-        abis_modality_free_template(buf, 1 << 20);
+        abis_modality_free_template(buf, ABIS_TEMPLATE_MAX);
     if (st == ABIS_OK) {
         /* One probe: its calibrated FMR against the target.  Several probes
          * (modalities, or samples of one): fused by likelihood ratio when
@@ -277,7 +284,7 @@ static abis_status identify_fused(abis_engine *e, segstate *seg, const abis_purp
                                   id_probe *pr, size_t n_probes, size_t k, abis_candidate *out,
                                   size_t *n_out, abis_error *err)
 {
-    size_t cap = 1 << 20, n_c = 0, gallery = 1;
+    size_t cap = ABIS_TEMPLATE_MAX, n_c = 0, gallery = 1;
     unsigned char *buf = malloc(cap);
     fused_cand *cands = calloc(n_probes * 1000, sizeof *cands);
     const abis_calibration **calibs = calloc(n_probes, sizeof *calibs);

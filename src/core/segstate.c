@@ -246,7 +246,7 @@ abis_status segstate_gallery(abis_engine *e, segstate *s, size_t mod_index, abis
     st = m->kind->gallery_create(&m->rec, &l.g, err);
     if (st != ABIS_OK)
         return st;
-    l.cap = 1 << 20; /* the largest canonical template we hold (1 MiB) */
+    l.cap = ABIS_TEMPLATE_MAX;
     l.buf = malloc(l.cap);
     if (!l.buf)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");

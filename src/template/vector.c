@@ -9,7 +9,6 @@
  */
 #include "template/vector.h"
 
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
