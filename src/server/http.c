@@ -407,10 +407,8 @@ static void on_complete(abisd_request *rq)
     if (rq->timed_out)
         return respond_fail(rq, 408, "request_timeout",
                             "the request took longer than request_timeout_ms to arrive");
-    if (srv->shutting_down) {
-        rq->retry_after = 1;
-        return respond_fail(rq, 503, "shutting_down", "the server is shutting down");
-    }
+    /* A request whose headers came before shutdown began is in flight: it
+     * is finished (on_headers refused those that came after). */
     if (++srv->inflight > srv->cfg.max_inflight) {
         srv->inflight--;
         rq->retry_after = 1;
