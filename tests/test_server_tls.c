@@ -158,7 +158,7 @@ static int group_setup(void **state)
     make_cert("client",
               "cn = \"bank back end\"\ntls_www_client\nsigning_key\nexpiration_days = 2\n", 0);
     const char *cli = getenv("ABIS_CLI");
-    const char *cmds[][10] = {
+    const char *cmds[][12] = {
         {cli, "--data", data, "init", NULL},
         {cli, "--data", data, "segment", "add", "city", NULL},
         {cli, "--data", data, "purpose", "add", "bank.remote-id", "--basis", "consent", "--fmr",
