@@ -119,6 +119,19 @@ static abis_status verify_as(fx *f, const abis_client *c, const abis_id *token, 
     return abis_client_verify(f->e, c, token, purpose, &t, 1, r, &f->err);
 }
 
+/* Identify sample 1 of `person` through client `c` in "city"; how many candidates. */
+static size_t identify_as(fx *f, const abis_client *c, uint64_t person, abis_candidate *cand,
+                          size_t k)
+{
+    float v[DIM];
+    abis_template_input t = face(v, person, 1);
+    size_t n = 0;
+    assert_status(
+        abis_client_identify(f->e, c, "city", consent_purpose, &t, 1, k, cand, &n, &f->err),
+        ABIS_OK, &f->err);
+    return n;
+}
+
 /* How many audit entries have `needle` in their JSON line. */
 static int audit_count(fx *f, const char *needle)
 {
@@ -196,14 +209,8 @@ static void test_rotation_replaces_the_key_and_keeps_pseudonyms(void **state)
     assert_status(abis_client_authenticate(f->e, f->bank_key, NULL, &c, &f->err),
                   ABIS_E_UNAUTHENTICATED, &f->err);
     c = auth(f, fresh);
-    float v[DIM];
-    abis_template_input t = face(v, 1, 1);
     abis_candidate cand[3];
-    size_t n = 0;
-    assert_status(
-        abis_client_identify(f->e, c, "city", consent_purpose, &t, 1, 3, cand, &n, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_as(f, c, 1, cand, 3), 1);
     assert_memory_equal(cand[0].subject_id.bytes, before.bytes, ABIS_ID_BYTES);
     abis_client_free(c);
 }
@@ -316,18 +323,9 @@ static void test_pseudonyms_differ_between_clients_and_map_back(void **state)
     fx *f = *state;
     abis_client *bank = auth(f, f->bank_key), *gate = auth(f, f->gate_key);
     abis_id bank_token = enrol_as(f, bank, "city", 1);
-    float v[DIM];
-    abis_template_input t = face(v, 1, 1);
     abis_candidate a[2], b[2];
-    size_t na = 0, nb = 0;
-    assert_status(
-        abis_client_identify(f->e, bank, "city", consent_purpose, &t, 1, 2, a, &na, &f->err),
-        ABIS_OK, &f->err);
-    assert_status(
-        abis_client_identify(f->e, gate, "city", consent_purpose, &t, 1, 2, b, &nb, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(na, 1);
-    assert_int_equal(nb, 1);
+    assert_int_equal(identify_as(f, bank, 1, a, 2), 1);
+    assert_int_equal(identify_as(f, gate, 1, b, 2), 1);
     assert_memory_equal(a[0].subject_id.bytes, bank_token.bytes, ABIS_ID_BYTES);
     assert_memory_not_equal(a[0].subject_id.bytes, b[0].subject_id.bytes, ABIS_ID_BYTES);
     assert_string_equal(a[0].external_ref, "");
@@ -390,19 +388,10 @@ static void test_scores_only_with_the_raw_scores_right(void **state)
     assert_int_equal(r.decision, ABIS_MATCH);
     assert_int_equal(r.confidence, ABIS_CONFIDENCE_HIGH);
     assert_true(r.score == 0 && r.fmr == 0 && r.threshold == 0);
-    float v[DIM];
-    abis_template_input t = face(v, 1, 1);
     abis_candidate cand[2];
-    size_t n = 0;
-    assert_status(
-        abis_client_identify(f->e, bank, "city", consent_purpose, &t, 1, 2, cand, &n, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_as(f, bank, 1, cand, 2), 1);
     assert_true(cand[0].score == 0 && cand[0].fmr == 0);
-    assert_status(
-        abis_client_identify(f->e, gate, "city", consent_purpose, &t, 1, 2, cand, &n, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_as(f, gate, 1, cand, 2), 1);
     assert_true(cand[0].score > 0.5 && cand[0].fmr > 0);
     abis_client_free(bank);
     abis_client_free(gate);
