@@ -1,6 +1,6 @@
 /*
  * image.h: decoding capture images into 8-bit greyscale, for the image
- * modalities (iris now; fingerprint and face later).
+ * modalities (iris, fingerprint; face later).
  *
  * Formats: BMP (Windows 3.x / v4 / v5, 8-bit palettised, 24- and 32-bit;
  * uncompressed), PGM (P5, 8-bit; P2), PNG (libpng), JPEG (libjpeg-turbo),
@@ -20,7 +20,8 @@
 typedef struct abis_image {
     int width, height;
     uint8_t *pixels; /* width * height bytes, row-major, top row first */
-    double ppi;      /* resolution from the file, or 0 when it has none */
+    double ppi;      /* pixels per inch from the file (BMP pixels per metre, PNG pHYs,
+                      * JPEG JFIF density, TIFF resolution tags), or 0 when it has none */
 } abis_image;
 
 /* Decode an image held in memory, choosing the format by its signature.
