@@ -4,15 +4,27 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 DEPS_STAMP := $(BUILD)/.deps-installed
 
-.PHONY: all deps build run test test-asan demo clean format
+.PHONY: all deps build run test test-asan demo clean format models
 
 all: build
 
-# Install the Debian packages the build needs (idempotent; skipped once done).
-deps: $(DEPS_STAMP)
+# Install the Debian packages the build needs (idempotent; skipped once done),
+# then the face networks' weights.
+deps: $(DEPS_STAMP) models
 $(DEPS_STAMP): scripts/install-deps
 	scripts/install-deps
 	@mkdir -p $(BUILD) && touch $@
+
+# The face networks' weights: the model/ folder of the npm package
+# @vladmandic/face-api (MIT), pinned with its checksum in models/package-lock.json
+# and installed into models/node_modules (git-ignored).  libabis reads them at
+# run time (docs/face.md); nothing of the package is committed.
+FACE_MODELS_STAMP := models/node_modules/.openabis-installed
+models: $(FACE_MODELS_STAMP)
+$(FACE_MODELS_STAMP): models/package.json models/package-lock.json | $(DEPS_STAMP)
+	cd models && npm ci --no-audit --no-fund --loglevel=error
+	@test -s models/node_modules/@vladmandic/face-api/model/face_recognition_model.bin
+	@touch $@
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
