@@ -126,6 +126,16 @@ int cli_cmd_unlock(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_delete(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_subject_show(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_subject_find(cli_ctx *ctx, const cli_args *a);
+/* The shape every list command shares: a header line (or a JSON array under
+ * `key`), one row per item from `run` (which gets the JSON array, or NULL for
+ * text), errors as usual (cmd_registry.c). */
+typedef abis_status (*cli_list_runner)(abis_engine *e, void *arr, abis_error *err);
+int cli_list_command(cli_ctx *ctx, const char *key, const char *header, cli_list_runner run);
+/* cmd_client.c */
+int cli_cmd_client_add(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_client_list(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_client_revoke(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_client_rotate(cli_ctx *ctx, const cli_args *a);
 /* cmd_audit.c */
 int cli_cmd_audit_verify(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_audit_export(cli_ctx *ctx, const cli_args *a);

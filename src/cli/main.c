@@ -46,6 +46,10 @@ static const cli_optspec find_opts[] = {{"segment", 0, 1, 0}, {"ref", 0, 1, 0}, 
 static const cli_optspec export_opts[] = {{"output", 'o', 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec import_opts[] = {
     {"force", 0, 0, 0}, {"rejects", 0, 1, 0}, {"ids", 0, 1, 0}, {NULL, 0, 0, 0}};
+static const cli_optspec client_add_opts[] = {
+    {"segments", 0, 1, 1}, {"purposes", 0, 1, 1}, {"operations", 0, 1, 0}, {"rights", 0, 1, 0},
+    {"rate", 0, 1, 0},     {"cert", 0, 1, 0},     {"cert-sha256", 0, 1, 0}, {NULL, 0, 0, 0},
+};
 static const cli_optspec eval_opts[] = {
     {"set", 0, 1, 1},       {"layout", 0, 1, 0},        {"pairs", 0, 1, 0},
     {"protocol", 0, 1, 0},  {"modality", 0, 1, 0},      {"kind", 0, 1, 0},
@@ -260,6 +264,48 @@ const cli_command cli_commands[] = {
      "Example:\n"
      "  abis subject find --segment federal --ref C-1001\n",
      find_opts, 0, 0, CLI_OPEN_RW, cli_cmd_subject_find},
+
+    {"client add",
+     "NAME --segments S,... [--purposes P,...] --operations OPS [--rights R] [--rate N] "
+     "[--cert FILE | --cert-sha256 HEX]",
+     "register a relying party of abisd: prints its API key once",
+     "Options:\n"
+     "  --segments S,...     segments the client may use (required; repeatable)\n"
+     "  --purposes P,...     purposes it may act for: verify, identify and consents\n"
+     "                       (repeatable)\n"
+     "  --operations OPS     any of enroll, templates, verify, identify, or all\n"
+     "                       (none: only with the subject_management right)\n"
+     "  --rights R           any of raw_scores (see scores, not only decisions and\n"
+     "                       confidence bands) and subject_management (act for the\n"
+     "                       person: view, history, consent, lock, delete)\n"
+     "  --rate N             requests per second (token bucket); 0 (default): abisd's\n"
+     "                       default (docs/CONFIG.md)\n"
+     "  --cert FILE          bind the client to this TLS client certificate (PEM): with\n"
+     "                       mutual TLS its requests must present it\n"
+     "  --cert-sha256 HEX    the same, given as the SHA-256 of the DER certificate\n"
+     "\n"
+     "The API key (abis_<key id>_<secret>) is printed once (--json: {\"api_key\"});\n"
+     "only a keyed hash of it is stored.  Each client sees its own pseudonymous\n"
+     "subject ids, so two clients cannot join their records.\n"
+     "\n"
+     "Examples:\n"
+     "  abis client add bank-a --segments moscow --purposes bank.remote-id \\\n"
+     "      --operations enroll,verify\n"
+     "  abis client add city-portal --segments moscow --purposes bank.remote-id \\\n"
+     "      --operations none --rights subject_management\n",
+     client_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_client_add},
+    {"client list", "", "list the clients, their rights and key ids (never their keys)", "",
+     no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_client_list},
+    {"client rotate", "NAME", "give a client a new API key (printed once; the old one stops)",
+     "The client keeps its pseudonymous subject ids.\n"
+     "\n"
+     "Example:\n"
+     "  abis client rotate bank-a\n",
+     no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_client_rotate},
+    {"client revoke", "NAME", "revoke a client: its API key is refused from now on",
+     "Example:\n"
+     "  abis client revoke bank-a\n",
+     no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_client_revoke},
 
     {"audit verify", "", "check the audit chain and its signatures (exit 0 intact, 1 broken)",
      "Walks the whole hash chain and every signed checkpoint.  Exit 0 when intact,\n"

@@ -403,6 +403,7 @@ static void engine_free(abis_engine *e)
         abis_calibration_free(e->mods[i].calib);
     free(e->mods);
     free(e->purposes);
+    engine_clients_free(e);
     abis_audit_wipe(&e->audit);
     abis_store_close(e->store);
     abis_key_wipe(&e->master);

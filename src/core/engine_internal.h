@@ -17,6 +17,7 @@
 #include <pthread.h>
 
 #include "abis/abis.h"
+#include "abis/client.h"
 #include "audit/audit.h"
 #include "core/modality.h"
 #include "crypto/crypto.h"
@@ -50,6 +51,15 @@ typedef struct segstate {
     size_t n_purpose_sets, n_modality_sets;
 } segstate;
 
+/* A client (relying party) as the engine caches it (client.c). */
+typedef struct client_entry {
+    abis_client_rec rec;
+    int64_t *segments, *purposes; /* ids it may use */
+    size_t n_segments, n_purposes;
+    abis_key pseudonym; /* unsealed; wiped when the cache is freed */
+    int oom;            /* loading its scope ran out of memory */
+} client_entry;
+
 struct abis_engine {
     pthread_mutex_t mu;
     char data_dir[4096];
@@ -65,6 +75,10 @@ struct abis_engine {
     size_t n_purposes;
     segstate **segs;
     size_t n_segs;
+    client_entry *clients;
+    size_t n_clients;
+    int64_t clients_version; /* meta "clients_version" the cache was loaded at */
+    int clients_loaded;
 };
 
 /* ---- engine.c ---- */
@@ -142,6 +156,42 @@ void segstate_remove_subject(segstate *s, const abis_id *subject);
 abis_status segstate_filter(segstate *s, const abis_purpose_rec *p, size_t purpose_index,
                             size_t mod_index, abis_bitset *out, abis_error *err);
 void segstate_free(segstate *s);
+
+/* ---- client.c ---- */
+void engine_clients_free(abis_engine *e);
+/* A client's pseudonym of a subject id (inverse = 1: the subject behind a
+ * pseudonym).  The server never needs it; tests do. */
+void engine_client_token(const abis_client *c, const abis_id *in, abis_id *out, int inverse);
+/* A write made with an Idempotency-Key by a client: the key, the request it
+ * is bound to, and the operation's name, remembered with the write's result
+ * in the write's own transaction. */
+typedef struct engine_idem {
+    int64_t client_id;
+    const abis_idempotency *in;
+    const char *operation;
+} engine_idem;
+/* Inside a write transaction: remember the result (subject, template; NULL
+ * allowed) of an idempotent write.  ABIS_OK doing nothing when idem is NULL;
+ * ABIS_E_CONFLICT when the key was taken meanwhile (a concurrent request
+ * with the same key: the whole write rolls back). */
+abis_status engine_idem_remember(abis_engine *e, const engine_idem *idem, const abis_id *subject,
+                                 const abis_id *tmpl, abis_error *err);
+
+/* The write operations with an optional idempotency record (NULL: none);
+ * the public abis_* calls pass NULL. */
+abis_status engine_enroll(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                          const abis_enroll_request *req, abis_enroll_result *res, abis_error *err);
+abis_status engine_template_add(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                                const abis_id *subject, const abis_template_input *tmpl,
+                                int replace, int force, abis_id *template_id, abis_error *err);
+abis_status engine_consent_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                               const abis_id *subject, const char *purpose, int granted,
+                               abis_error *err);
+abis_status engine_lock_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                            const abis_id *subject, const char *modality, int lock,
+                            abis_error *err);
+abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                          const abis_id *subject, abis_error *err);
 
 /* ---- ops_subject.c ---- */
 /* Complete a deletion that a crash interrupted after its data commit. */

@@ -172,6 +172,7 @@ typedef struct enrol_write {
     const size_t *purpose_idx;
     const abis_caller *c;
     int64_t now;
+    const engine_idem *idem;
 } enrol_write;
 
 /* The subject, its sealed templates and its consents. */
@@ -204,12 +205,20 @@ static abis_status write_enrolment(abis_engine *e, void *arg, abis_error *err)
                  w->c && w->c->channel ? w->c->channel : "enrolment");
         st = s->ops->consent_put(s, &cr, err);
     }
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, w->idem, w->id, NULL, err);
     return st;
 }
 
 abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
                                 const abis_enroll_request *req, abis_enroll_result *res,
                                 abis_error *err)
+{
+    return engine_enroll(e, c, NULL, req, res, err);
+}
+
+abis_status engine_enroll(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                          const abis_enroll_request *req, abis_enroll_result *res, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
     abis_store *s = e->store;
@@ -286,7 +295,7 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
         key_written = st == ABIS_OK;
     }
     if (st == ABIS_OK) {
-        enrol_write w = {&id, seg, req, &dk, p, n, purpose_idx, c, abis_now_ms()};
+        enrol_write w = {&id, seg, req, &dk, p, n, purpose_idx, c, abis_now_ms(), idem};
         char hex[ABIS_ID_HEX_LEN + 1], detail[160];
         abis_id_to_hex(&id, hex);
         snprintf(detail, sizeof detail, "%zu template(s), %zu consent(s)%s%s", n, req->n_consents,
@@ -361,6 +370,7 @@ typedef struct template_write {
     const abis_key *dk;
     const prepared *p;
     const replace_ctx *replaced;
+    const engine_idem *idem;
 } template_write;
 
 static abis_status write_template(abis_engine *e, void *arg, abis_error *err)
@@ -371,12 +381,21 @@ static abis_status write_template(abis_engine *e, void *arg, abis_error *err)
         st = e->store->ops->template_delete(e->store, &w->replaced->ids[i], err);
     if (st == ABIS_OK)
         st = insert_templates(e, w->subject, w->dk, w->p, 1, abis_now_ms(), err);
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, w->idem, w->subject, &w->p[0].id, err);
     return st;
 }
 
 abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_id *subject,
                               const abis_template_input *tmpl, int replace, int force,
                               abis_id *template_id, abis_error *err)
+{
+    return engine_template_add(e, c, NULL, subject, tmpl, replace, force, template_id, err);
+}
+
+abis_status engine_template_add(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                                const abis_id *subject, const abis_template_input *tmpl,
+                                int replace, int force, abis_id *template_id, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
     abis_store *s = e->store;
@@ -415,7 +434,7 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK)
         st = engine_subject_key(e, subject, subj.segment_id, &dk, err);
     if (st == ABIS_OK) {
-        template_write w = {subject, &dk, p, &rc};
+        template_write w = {subject, &dk, p, &rc, idem};
         char hex[ABIS_ID_HEX_LEN + 1], detail[192];
         abis_id_to_hex(subject, hex);
         snprintf(detail, sizeof detail, "modality %s, %zu replaced%s", p[0].m->rec.name, rc.n,

@@ -8,13 +8,23 @@
 
 #include "core/engine_internal.h"
 
+typedef struct consent_arg {
+    abis_consent_rec rec;
+    const engine_idem *idem;
+} consent_arg;
+
 static abis_status put_consent(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->consent_put(e->store, arg, err);
+    consent_arg *a = arg;
+    abis_status st = e->store->ops->consent_put(e->store, &a->rec, err);
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, a->idem, &a->rec.subject_id, NULL, err);
+    return st;
 }
 
-static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_id *subject,
-                               const char *purpose, int granted, abis_error *err)
+abis_status engine_consent_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                               const abis_id *subject, const char *purpose, int granted,
+                               abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
     const char *op = granted ? "consent.grant" : "consent.withdraw";
@@ -34,21 +44,23 @@ static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_
                             "consent cannot be %s for it",
                             p->name, p->legal_ref, granted ? "granted" : "withdrawn");
     if (st == ABIS_OK) {
-        abis_consent_rec cr;
-        memset(&cr, 0, sizeof cr);
-        cr.subject_id = *subject;
-        cr.purpose_id = p->id;
-        cr.granted = granted;
-        cr.at = abis_now_ms();
-        snprintf(cr.channel, sizeof cr.channel, "%s", c && c->channel ? c->channel : "operator");
+        consent_arg a;
+        memset(&a, 0, sizeof a);
+        abis_consent_rec *cr = &a.rec;
+        a.idem = idem;
+        cr->subject_id = *subject;
+        cr->purpose_id = p->id;
+        cr->granted = granted;
+        cr->at = abis_now_ms();
+        snprintf(cr->channel, sizeof cr->channel, "%s", c && c->channel ? c->channel : "operator");
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = op,
                           .segment = seg->rec.name,
                           .subject = hex,
                           .purpose = p->name,
-                          .detail = cr.channel};
-        st = engine_write_audited(e, c, put_consent, &cr, &ev, err);
+                          .detail = cr->channel};
+        st = engine_write_audited(e, c, put_consent, &a, &ev, err);
     }
     if (st == ABIS_OK) {
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
@@ -66,34 +78,39 @@ static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_
 abis_status abis_consent_grant(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                const char *purpose, abis_error *err)
 {
-    return consent_set(e, c, subject, purpose, 1, err);
+    return engine_consent_set(e, c, NULL, subject, purpose, 1, err);
 }
 
 abis_status abis_consent_withdraw(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                   const char *purpose, abis_error *err)
 {
-    return consent_set(e, c, subject, purpose, 0, err);
+    return engine_consent_set(e, c, NULL, subject, purpose, 0, err);
 }
 
 typedef struct lock_arg {
     abis_lock_rec rec;
     int lock;
+    const engine_idem *idem;
 } lock_arg;
 
 static abis_status write_lock(abis_engine *e, void *arg, abis_error *err)
 {
     lock_arg *l = arg;
-    if (l->lock)
-        return e->store->ops->lock_put(e->store, &l->rec, err);
-    abis_status st =
-        e->store->ops->lock_delete(e->store, &l->rec.subject_id, l->rec.modality_id, err);
-    if (st == ABIS_E_NOT_FOUND)
-        st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no such lock to remove");
+    abis_status st;
+    if (l->lock) {
+        st = e->store->ops->lock_put(e->store, &l->rec, err);
+    } else {
+        st = e->store->ops->lock_delete(e->store, &l->rec.subject_id, l->rec.modality_id, err);
+        if (st == ABIS_E_NOT_FOUND)
+            st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no such lock to remove");
+    }
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, l->idem, &l->rec.subject_id, NULL, err);
     return st;
 }
 
-static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id *subject,
-                            const char *modality, int lock, abis_error *err)
+abis_status engine_lock_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                            const abis_id *subject, const char *modality, int lock, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
     const char *op = lock ? "lock" : "unlock";
@@ -114,6 +131,7 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
         l.rec.modality_id = all ? 0 : m->rec.id;
         l.rec.at = abis_now_ms();
         l.lock = lock;
+        l.idem = idem;
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = op,
@@ -137,22 +155,37 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
 abis_status abis_subject_lock(abis_engine *e, const abis_caller *c, const abis_id *subject,
                               const char *modality, abis_error *err)
 {
-    return lock_set(e, c, subject, modality, 1, err);
+    return engine_lock_set(e, c, NULL, subject, modality, 1, err);
 }
 
 abis_status abis_subject_unlock(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                 const char *modality, abis_error *err)
 {
-    return lock_set(e, c, subject, modality, 0, err);
+    return engine_lock_set(e, c, NULL, subject, modality, 0, err);
 }
+
+typedef struct delete_arg {
+    const abis_id *subject;
+    const engine_idem *idem;
+} delete_arg;
 
 static abis_status write_delete(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->subject_delete(e->store, arg, err);
+    delete_arg *a = arg;
+    abis_status st = e->store->ops->subject_delete(e->store, a->subject, err);
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, a->idem, a->subject, NULL, err);
+    return st;
 }
 
 abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                 abis_error *err)
+{
+    return engine_delete(e, c, NULL, subject, err);
+}
+
+abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                          const abis_id *subject, abis_error *err)
 {
     pthread_mutex_lock(&e->mu);
     abis_store *s = e->store;
@@ -170,7 +203,8 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
     }
     if (st == ABIS_OK) {
         audit_event ev = {.operation = "delete", .segment = seg->rec.name, .subject = hex};
-        st = engine_write_audited(e, c, write_delete, (void *)subject, &ev, err);
+        delete_arg a = {subject, idem};
+        st = engine_write_audited(e, c, write_delete, &a, &ev, err);
         if (st != ABIS_OK) {
             abis_error ignored;
             s->ops->keymeta_set(s, "pending_delete", "", &ignored);
