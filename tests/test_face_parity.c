@@ -206,11 +206,82 @@ static void test_landmarks_match_reference_on_same_crop(void **state)
     nn_landmarks_free(net);
 }
 
+/* Both detectors find the reference's faces: as many, and each reference
+ * box matched by one of ours with IoU >= 0.95 and a score within 0.05. */
+static void test_detections_match_reference(void **state)
+{
+    fixture *f = *state;
+    need_inputs(f);
+    nn_ssd *ssd;
+    nn_tinyface *tiny;
+    abis_error err = {0};
+    assert_status(nn_ssd_load(f->models, &ssd, &err), ABIS_OK, &err);
+    assert_status(nn_tinyface_load(f->models, &tiny, &err), ABIS_OK, &err);
+    nn_ctx ctx;
+    nn_ctx_init(&ctx, 0);
+    size_t i, compared = 0;
+    json_t *photo;
+    double worst = 1;
+    json_array_foreach(json_object_get(f->root, "photos"), i, photo)
+    {
+        abis_image img = decode_photo(f, photo);
+        nn_image im = {img.width, img.height, (size_t)img.width * 3, img.pixels};
+        const char *name = json_string_value(json_object_get(photo, "photo"));
+        for (size_t d = 0; d < 2; d++) {
+            nn_detection *dets;
+            size_t n;
+            if (d == 0)
+                assert_status(nn_ssd_detect(&ctx, ssd, &im, 0.5, 100, &dets, &n, &err), ABIS_OK,
+                              &err);
+            else
+                assert_status(nn_tinyface_detect(&ctx, tiny, &im, 416, 0.5, &dets, &n, &err),
+                              ABIS_OK, &err);
+            json_t *want = json_object_get(photo, detectors[d]);
+            if (n != json_array_size(want))
+                fail_msg("%s, %s: %zu faces, the reference %zu", name, detectors[d], n,
+                         json_array_size(want));
+            size_t j;
+            json_t *face;
+            json_array_foreach(want, j, face)
+            {
+                json_t *b = json_object_get(face, "box");
+                nn_box rb = {num(b, 0), num(b, 1), num(b, 2), num(b, 3)};
+                double best = 0, score = 0;
+                for (size_t k = 0; k < n; k++)
+                    if (nn_box_iou(&rb, &dets[k].box) > best) {
+                        best = nn_box_iou(&rb, &dets[k].box);
+                        score = dets[k].score;
+                    }
+                worst = fmin(worst, best);
+                if (best < 0.95)
+                    fail_msg("%s, %s face %zu: IoU %.4f < 0.95 with the reference", name,
+                             detectors[d], j, best);
+                /* JPEG decoders differ by a few levels (jpeg-js and libjpeg's
+                 * IDCTs); a weak detection's score moves with them (ORL's PGMs,
+                 * decoded alike, agree to 1e-4). */
+                double ws = json_number_value(json_object_get(face, "score"));
+                if (fabs(score - ws) > 0.05)
+                    fail_msg("%s, %s face %zu: score %.4f, the reference %.4f", name, detectors[d],
+                             j, score, ws);
+                compared++;
+            }
+            free(dets);
+        }
+        abis_image_free(&img);
+    }
+    assert_true(compared >= 10);
+    print_message("%zu detections, lowest IoU %.4f\n", compared, worst);
+    nn_ctx_free(&ctx);
+    nn_ssd_free(ssd);
+    nn_tinyface_free(tiny);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor_matches_reference_on_same_crop),
         cmocka_unit_test(test_landmarks_match_reference_on_same_crop),
+        cmocka_unit_test(test_detections_match_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

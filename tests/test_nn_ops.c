@@ -383,6 +383,7 @@ static void test_resize_bilinear_by_hand(void **state)
     nn_ctx ctx;
     nn_ctx_init(&ctx, 1);
     nn_tensor x = nn_tensor_new(&ctx, 1, 2, 1);
+    x.d[0] = 0;
     x.d[1] = 10;
     nn_tensor y = nn_resize_bilinear(&ctx, &x, 1, 4);
     static const float want[4] = {0, 5, 10, 10};

@@ -68,13 +68,13 @@ void nn_add(nn_tensor *x, const nn_tensor *y, nn_act act)
     nn_activate(x, act);
 }
 
-void nn_scale(nn_tensor *x, float mul, float add)
+void nn_rescale(nn_tensor *x, float div, float sub)
 {
     if (!x->d)
         return;
     size_t n = nn_tensor_size(x);
     for (size_t i = 0; i < n; i++)
-        x->d[i] = x->d[i] * mul + add;
+        x->d[i] = x->d[i] / div - sub;
 }
 
 void nn_normalize_rgb(nn_tensor *x, const float mean[3], float div)

@@ -65,6 +65,7 @@ nn_tensor nn_conv2d_ref(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, int s
         }                                                                                          \
     }
 
+NN_VECTOR_CLONES
 void nn_post_apply(float *v, size_t pixels, int c, const nn_post *post)
 {
     if (!post || (!post->bias && !post->mul && !post->add && post->act == NN_ACT_NONE))
@@ -81,13 +82,13 @@ void nn_post_apply(float *v, size_t pixels, int c, const nn_post *post)
         POST_LOOP(t)
         break;
     case NN_ACT_RELU:
-        POST_LOOP(t > 0 ? t : 0.0f)
+        POST_LOOP(t > 0.0f ? t : 0.0f)
         break;
     case NN_ACT_RELU6:
-        POST_LOOP(t > 0 ? (t < 6 ? t : 6.0f) : 0.0f)
+        POST_LOOP(t < 6.0f ? (t > 0.0f ? t : 0.0f) : 6.0f)
         break;
-    case NN_ACT_LEAKY:
-        POST_LOOP(t > 0 ? t : t * 0.10000000149011612f)
+    case NN_ACT_LEAKY: /* max(t, 0.1 t), both sides computed, so that it vectorises */
+        POST_LOOP(t > t * 0.10000000149011612f ? t : t * 0.10000000149011612f)
         break;
     }
 }
@@ -163,6 +164,7 @@ static nn_gemm_b filter_matrix(const nn_conv *f)
  * small enough to stay in the core's L2 cache. */
 #define BAND_FLOATS (128u * 1024u)
 
+NN_VECTOR_CLONES
 static void im2col_rows(const nn_tensor *x, const nn_conv *f, int stride, int py, int px, int ow,
                         int oy0, int oy1, float *col)
 {

@@ -5,6 +5,15 @@
 
 #include "nn/nn.h"
 
+/* Element-wise loops worth compiling for wider vectors: one copy per
+ * instruction set, the best chosen when the program starts (GCC's function
+ * multi-versioning through ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NN_VECTOR_CLONES
+#endif
+
 /* The epilogue `post` (may be NULL) over `pixels` rows of c channels, fused
  * in one pass. */
 void nn_post_apply(float *v, size_t pixels, int c, const nn_post *post);

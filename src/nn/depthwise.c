@@ -38,6 +38,7 @@ nn_tensor nn_depthwise_ref(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, in
     return y;
 }
 
+NN_VECTOR_CLONES
 static void depthwise_fast(const nn_tensor *x, const nn_conv *f, int stride, int py, int px,
                            nn_tensor *y)
 {
@@ -73,7 +74,7 @@ nn_tensor nn_depthwise_layer(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, 
     if (ctx->failed || !x->d || x->c != f->cin)
         return nn_tensor_new(ctx, 0, 0, 0);
     int oh = nn_out_size(x->h, f->kh, stride, pad), ow = nn_out_size(x->w, f->kw, stride, pad);
-    nn_tensor y = nn_tensor_new(ctx, oh, ow, x->c); /* zero-filled: the accumulator */
+    nn_tensor y = nn_tensor_zeros(ctx, oh, ow, x->c); /* the accumulator */
     if (!y.d)
         return y;
     depthwise_fast(x, f, stride, nn_pad_before(x->h, f->kh, stride, pad),

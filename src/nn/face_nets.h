@@ -32,6 +32,25 @@ typedef struct nn_detection {
     double score;
 } nn_detection;
 
+/* ---- detection helpers (nms.c) ---------------------------------------------- */
+
+/* Intersection over union of two boxes (0 when either is empty). */
+double nn_box_iou(const nn_box *a, const nn_box *b);
+/* face-api's two non-maximum suppressions, each returning the kept indices,
+ * best first, in keep[] (room for n) and their count:
+ *   ops/nonMaxSuppression.ts (tiny detector): repeatedly keep the best box
+ *   and drop those overlapping it by more than iou_max;
+ *   ssdMobilenetv1/nonMaxSuppression.ts: boxes scoring above min_score, best
+ *   first, each kept unless it overlaps a kept one by more than iou_max, at
+ *   most max_keep. */
+size_t nn_nms_greedy(const nn_box *boxes, const double *scores, size_t n, double iou_max,
+                     size_t *keep);
+size_t nn_nms_ssd(const nn_box *boxes, const double *scores, size_t n, double iou_max,
+                  double min_score, size_t max_keep, size_t *keep);
+/* face-api's computeReshapedDimensions: the image's size scaled so that its
+ * longer side is `size`, each side rounded. */
+void nn_reshaped_dims(int w, int h, int size, double *rw, double *rh);
+
 /* ---- face_recognition.c ---------------------------------------------------- */
 
 #define NN_DESCRIPTOR_DIM 128

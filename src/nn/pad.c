@@ -7,7 +7,7 @@ nn_tensor nn_pad(nn_ctx *ctx, const nn_tensor *x, int top, int bottom, int left,
 {
     if (ctx->failed || !x->d)
         return nn_tensor_new(ctx, 0, 0, 0);
-    nn_tensor y = nn_tensor_new(ctx, x->h + top + bottom, x->w + left + right, x->c);
+    nn_tensor y = nn_tensor_zeros(ctx, x->h + top + bottom, x->w + left + right, x->c);
     if (!y.d)
         return y;
     size_t row = (size_t)x->w * (size_t)x->c;
@@ -21,7 +21,7 @@ nn_tensor nn_pad_channels(nn_ctx *ctx, const nn_tensor *x, int c)
 {
     if (ctx->failed || !x->d || c < x->c)
         return nn_tensor_new(ctx, 0, 0, 0);
-    nn_tensor y = nn_tensor_new(ctx, x->h, x->w, c);
+    nn_tensor y = nn_tensor_zeros(ctx, x->h, x->w, c);
     if (!y.d)
         return y;
     size_t pixels = (size_t)x->h * (size_t)x->w;

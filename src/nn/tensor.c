@@ -28,6 +28,8 @@ void nn_ctx_free(nn_ctx *ctx)
 {
     buffer_free(&ctx->scratch, &ctx->scratch_cap);
     buffer_free(&ctx->panel, &ctx->panel_cap);
+    for (int i = 0; i < NN_POOL_SLOTS; i++)
+        buffer_free(&ctx->pool[i].d, &ctx->pool[i].cap);
 }
 
 static float *buffer_get(nn_ctx *ctx, float **buf, size_t *cap, size_t n)
@@ -57,31 +59,62 @@ float *nn_panel(nn_ctx *ctx, size_t n)
     return buffer_get(ctx, &ctx->panel, &ctx->panel_cap, n);
 }
 
+static const nn_tensor empty = {0, 0, 0, NULL, 0, NULL};
+
 nn_tensor nn_tensor_new(nn_ctx *ctx, int h, int w, int c)
 {
-    nn_tensor t = {h, w, c, NULL};
     if (ctx->failed || h <= 0 || w <= 0 || c <= 0) {
         ctx->failed = 1;
-        return (nn_tensor){0, 0, 0, NULL};
+        return empty;
     }
-    size_t bytes = nn_tensor_size(&t) * sizeof(float);
-    bytes = (bytes + NN_ALIGN - 1) / NN_ALIGN * NN_ALIGN;
+    nn_tensor t = {h, w, c, NULL, 0, ctx};
+    size_t need = nn_tensor_size(&t);
+    /* the smallest pooled buffer that fits */
+    int best = -1;
+    for (int i = 0; i < NN_POOL_SLOTS; i++)
+        if (ctx->pool[i].d && ctx->pool[i].cap >= need &&
+            (best < 0 || ctx->pool[i].cap < ctx->pool[best].cap))
+            best = i;
+    if (best >= 0) {
+        t.d = ctx->pool[best].d;
+        t.cap = ctx->pool[best].cap;
+        ctx->pool[best].d = NULL;
+        return t;
+    }
+    size_t bytes = (need * sizeof(float) + NN_ALIGN - 1) / NN_ALIGN * NN_ALIGN;
     t.d = aligned_alloc(NN_ALIGN, bytes);
     if (!t.d) {
         ctx->failed = 1;
-        return (nn_tensor){0, 0, 0, NULL};
+        return empty;
     }
-    memset(t.d, 0, bytes);
+    t.cap = bytes / sizeof(float);
+    return t;
+}
+
+nn_tensor nn_tensor_zeros(nn_ctx *ctx, int h, int w, int c)
+{
+    nn_tensor t = nn_tensor_new(ctx, h, w, c);
+    if (t.d)
+        memset(t.d, 0, nn_tensor_size(&t) * sizeof(float));
     return t;
 }
 
 void nn_tensor_free(nn_tensor *t)
 {
     if (t->d) {
-        sodium_memzero(t->d, nn_tensor_size(t) * sizeof(float));
-        free(t->d);
+        nn_ctx *ctx = t->pool;
+        int slot = -1;
+        for (int i = 0; ctx && i < NN_POOL_SLOTS && slot < 0; i++)
+            if (!ctx->pool[i].d)
+                slot = i;
+        if (slot >= 0) {
+            ctx->pool[slot].d = t->d;
+            ctx->pool[slot].cap = t->cap;
+        } else {
+            buffer_free(&t->d, &t->cap);
+        }
     }
-    *t = (nn_tensor){0, 0, 0, NULL};
+    *t = empty;
 }
 
 int nn_out_size(int in, int k, int stride, nn_padding pad)

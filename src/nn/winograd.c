@@ -95,6 +95,7 @@ static inline void tile_in(const float *const d[16], size_t k, size_t n, float *
 }
 
 /* V = B^T d B for the tiles of tile rows [ty0, ty1), into v[16][tiles][c]. */
+NN_VECTOR_CLONES
 static void input_transform(const nn_tensor *x, int pad, int tiles_x, int ty0, int ty1, float *v,
                             size_t band_tiles, const float *zeros)
 {
@@ -140,6 +141,7 @@ static inline void tile_out(const float *const m[16], size_t k, size_t n, float 
 }
 
 /* Y = A^T M A for the band's tiles, into the output rows they cover. */
+NN_VECTOR_CLONES
 static void output_transform(nn_tensor *y, int tiles_x, int ty0, int ty1, const float *m,
                              size_t band_tiles)
 {
