@@ -1,5 +1,7 @@
 /* test_gallery_concurrency.c: the vector gallery under concurrent inserts,
- * deletes and searches (also run under ThreadSanitizer: make test-tsan).
+ * deletes and searches, exact and pre-selected, while the background thread
+ * builds the graph index and compacts tombstones (also run under
+ * ThreadSanitizer: make test-tsan).
  *
  * Writers publish what they completed through atomic counters; a searcher
  * reads a counter before it searches and then requires that every removal
@@ -113,10 +115,12 @@ static void *searcher(void *arg)
         /* probe with the last inserted template's own vector: it must come first */
         uint64_t target = inserted ? BASE + inserted - 1 : UINT64_MAX;
         vec(target != UINT64_MAX ? target : 1, v);
+        abis_search_opts o = {.preselect = i % 4 < 2};
         if (i % 2 == 0) {
             size_t n = 0;
             abis_error err = {0};
-            if (s->g->ops->search(s->g, v, D * sizeof(float), 20, NULL, h[0], &n, &err) != ABIS_OK)
+            if (abis_gallery_search(s->g, v, D * sizeof(float), 20, NULL, &o, h[0], &n, &err) !=
+                ABIS_OK)
                 fail_with(s, "search failed", 0);
             check_hits(s, h[0], n, removed, target);
         } else {
@@ -128,7 +132,7 @@ static void *searcher(void *arg)
                 r[j] = (abis_search_req){v + j * D, D * sizeof(float), 20, NULL, h[j], 0};
             }
             abis_error err = {0};
-            if (s->g->ops->search_batch(s->g, r, 4, NULL, &err) != ABIS_OK)
+            if (s->g->ops->search_batch(s->g, r, 4, &o, &err) != ABIS_OK)
                 fail_with(s, "batch failed", 0);
             for (int j = 0; j < 4; j++)
                 check_hits(s, h[j], r[j].n_out, removed, j ? UINT64_MAX : target);
@@ -142,6 +146,7 @@ static void run(int background)
     abis_vector_config c;
     abis_vector_config_default(&c);
     c.background = background;
+    c.index_min = 1000; /* the graph is built while the threads run */
     shared s = {0};
     abis_error err = {0};
     assert_status(abis_gallery_vector_create_with(D, &c, &s.g, &err), ABIS_OK, &err);

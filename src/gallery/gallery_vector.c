@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gallery/hnsw.h"
 #include "gallery/topk.h"
 #include "gallery/vstore.h"
 #include "match/int8.h"
@@ -40,13 +41,21 @@
 #define TASK_ROWS 8192  /* rows per parallel task: 4 MiB of 512-d rows, ~0.1 ms */
 #define MAX_BATCH 128   /* requests per pass: scores of a block fit in 128 KiB */
 #define MAX_DIM 65536
-
+/* Rows linked into the graph per exclusive-lock hold of the background
+ * work: about 10-50 ms on two threads, the longest a search waits for it. */
+#define INDEX_BATCH 256
+/* Graph walks keep at most this many candidates; a request whose filter
+ * lets so few templates through that it would need more is scanned exactly. */
+#define EF_MAX 4096
+/* Rows sampled to estimate the share of templates a filter lets through. */
+#define FILTER_SAMPLE 1024
 typedef struct vgallery {
     abis_gallery base;
     abis_vector_config cfg;
     atomic_uint threads;
     pthread_rwlock_t lock;
-    abis_vstore st; /* guarded by lock */
+    abis_vstore st;     /* guarded by lock */
+    abis_hnsw *graph;   /* guarded by lock; NULL until index_min live rows */
     /* background work */
     pthread_mutex_t mmu;
     pthread_cond_t mcv;
@@ -66,19 +75,57 @@ static int needs_compaction(const vgallery *g)
     return g->st.n_dead > 0 && g->st.n_dead * 4 > g->st.n;
 }
 
-static int needs_work(const vgallery *g)
+static int needs_indexing(const vgallery *g)
 {
-    return needs_compaction(g);
+    if (g->graph)
+        return abis_hnsw_indexed(g->graph) < g->st.n;
+    return g->cfg.index_min != SIZE_MAX && abis_vs_live(&g->st) >= g->cfg.index_min;
 }
 
-/* One step of background work under the exclusive lock; 1 if it did some. */
+static int needs_work(const vgallery *g)
+{
+    return needs_compaction(g) || needs_indexing(g);
+}
+
+/* Compact the rows and renumber the graph (lock held exclusively). */
+static abis_status compact(vgallery *g)
+{
+    size_t n_old = g->st.n;
+    uint32_t *remap = g->graph ? malloc(sizeof *remap * n_old) : NULL;
+    if (g->graph && !remap)
+        return ABIS_E_NOMEM;
+    abis_vstore_compact(&g->st, remap);
+    if (g->graph)
+        abis_hnsw_remap(g->graph, remap, n_old, atomic_load(&g->threads));
+    free(remap);
+    return ABIS_OK;
+}
+
+/* Link the next rows into the graph (lock held exclusively). */
+static abis_status index_some(vgallery *g)
+{
+    if (!g->graph) {
+        abis_hnsw_params p = {g->cfg.graph_m, g->cfg.ef_construction, (uint64_t)(uintptr_t)g};
+        if (!(g->graph = abis_hnsw_create(&g->st, &p)))
+            return ABIS_E_NOMEM;
+    }
+    size_t left = g->st.n - abis_hnsw_indexed(g->graph);
+    size_t count = left < INDEX_BATCH ? left : INDEX_BATCH;
+    return abis_hnsw_extend(g->graph, count, atomic_load(&g->threads)) == 0 ? ABIS_OK
+                                                                           : ABIS_E_NOMEM;
+}
+
+/* One step of background work under the exclusive lock; 1 if it did some
+ * (*st: how it went). */
 static int work_step(vgallery *g, abis_status *st)
 {
-    (void)st;
     int did = 0;
     pthread_rwlock_wrlock(&g->lock);
     if (needs_compaction(g)) {
-        abis_vstore_compact(&g->st, NULL);
+        *st = compact(g);
+        did = 1;
+    } else if (needs_indexing(g)) {
+        *st = index_some(g);
         did = 1;
     }
     pthread_rwlock_unlock(&g->lock);
@@ -143,6 +190,7 @@ static void vg_destroy(abis_gallery *base)
     pthread_mutex_unlock(&g->mmu);
     if (on)
         pthread_join(g->mthread, NULL);
+    abis_hnsw_free(g->graph);
     abis_vstore_free(&g->st);
     pthread_rwlock_destroy(&g->lock);
     pthread_mutex_destroy(&g->mmu);
@@ -439,6 +487,150 @@ static abis_status prepare(const vgallery *g, abis_search_req *reqs, size_t n, p
     return ABIS_OK;
 }
 
+/* ---- pre-selected search ---------------------------------------------------------------- */
+
+typedef struct keep_ctx {
+    const abis_vstore *st;
+    const abis_bitset *allow;
+} keep_ctx;
+
+static int keep_row(const void *ctx, uint32_t row)
+{
+    const keep_ctx *k = ctx;
+    return !abis_vs_dead(k->st, row) && allowed(k->allow, abis_vs_slot(k->st, row));
+}
+
+/* The share of rows a request keeps, from FILTER_SAMPLE rows spread evenly
+ * over the graph's rows (1 without a filter or tombstones). */
+static double kept_share(const vgallery *g, const abis_bitset *allow, size_t rows)
+{
+    if (!allow && g->st.n_dead == 0)
+        return 1;
+    size_t n = rows < FILTER_SAMPLE ? rows : FILTER_SAMPLE, kept = 0;
+    keep_ctx k = {&g->st, allow};
+    for (size_t i = 0; i < n; i++)
+        kept += keep_row(&k, (uint32_t)(i * rows / n));
+    return n ? (double)kept / n : 0;
+}
+
+typedef struct graph_job {
+    const vgallery *g;
+    const prep *rq;
+    const size_t *ef; /* per request; 0: not by the graph */
+    const abis_bitset *const *allow;
+    abis_top *tops; /* [req][capmax]: each request's top list from the graph */
+    size_t *ntop;
+    size_t capmax;
+    int f32;
+    int failed; /* out of memory (written by one task each, read after the run) */
+    int *fail;  /* per request */
+} graph_job;
+
+/* One request's graph walk: its ef best kept rows, re-scored with the float
+ * probe when asked, offered by subject into its top list. */
+static void graph_task(void *arg, size_t q, unsigned part)
+{
+    (void)part;
+    graph_job *j = arg;
+    const vgallery *g = j->g;
+    const prep *p = &j->rq[q];
+    if (!j->ef[q] || !p->cap)
+        return;
+    abis_top *cand = malloc(sizeof *cand * j->ef[q]);
+    if (!cand) {
+        j->fail[q] = 1;
+        return;
+    }
+    keep_ctx k = {&g->st, p->allow};
+    long n = abis_hnsw_search(g->graph, &p->p, j->ef[q], keep_row, &k, cand);
+    if (n < 0)
+        j->fail[q] = 1;
+    for (long i = 0; i < n; i++) {
+        float s = cand[i].score;
+        if (j->f32) {
+            uint32_t r = cand[i].row;
+            abis_i8_best()->scan_f32(p->pf, g->st.dim, abis_vs_row(&g->st, r), 0, NULL, 1, &s);
+            s *= abis_vs_scale(&g->st, r);
+        }
+        abis_top_offer(j->tops + q * j->capmax, &j->ntop[q], p->cap, s, cand[i].slot,
+                       cand[i].row);
+    }
+    free(cand);
+}
+
+/* Pre-selected top lists (lock held): the graph's candidates for the
+ * requests it can serve, plus an exact scan of the rows not yet in the
+ * graph; requests the graph cannot serve well (a filter that lets too few
+ * through, an effort covering the whole gallery) are scanned exactly.
+ * merged/nmerged as for exact_scan. */
+static abis_status preselect_scan(const vgallery *g, const prep *rq, size_t nreq, size_t capmax,
+                                  const abis_search_opts *opts, abis_top *merged, size_t *nmerged,
+                                  abis_error *err)
+{
+    size_t indexed = abis_hnsw_indexed(g->graph), live = abis_vs_live(&g->st);
+    size_t base = opts->effort ? opts->effort : g->cfg.ef_search;
+    size_t *ef = calloc(nreq, sizeof *ef);
+    prep *exact = calloc(nreq, sizeof *exact); /* requests scanned exactly: cap 0 elsewhere */
+    prep *tail = calloc(nreq, sizeof *tail);   /* every request, over the unindexed rows */
+    graph_job j = {.g = g, .rq = rq, .ef = ef, .capmax = capmax, .f32 = opts->probe_f32};
+    j.tops = malloc(sizeof *j.tops * nreq * capmax);
+    j.ntop = calloc(nreq, sizeof *j.ntop);
+    j.fail = calloc(nreq, sizeof *j.fail);
+    abis_top *part = malloc(sizeof *part * nreq * capmax);   /* the tail's lists */
+    abis_top *all = malloc(sizeof *all * capmax * 2);         /* one request's two lists */
+    size_t *npart = calloc(nreq, sizeof *npart);
+    abis_status st = ef && exact && tail && j.tops && j.ntop && j.fail && part && all && npart
+                         ? ABIS_OK
+                         : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    size_t n_exact = 0;
+    for (size_t q = 0; st == ABIS_OK && q < nreq; q++) {
+        tail[q] = rq[q];
+        exact[q] = rq[q];
+        exact[q].cap = 0;
+        if (!rq[q].cap)
+            continue;
+        size_t want = base > rq[q].cap ? base : rq[q].cap;
+        double share = kept_share(g, rq[q].allow, indexed);
+        if (want >= live || share <= 0 || want / share > EF_MAX) {
+            exact[q].cap = rq[q].cap; /* the whole gallery, exactly */
+            tail[q].cap = 0;
+            n_exact++;
+        } else {
+            ef[q] = (size_t)(want / share);
+        }
+    }
+    if (st == ABIS_OK && n_exact)
+        st = exact_scan(g, exact, nreq, capmax, opts->probe_f32, 0, g->st.n, merged, nmerged, err);
+    if (st == ABIS_OK && indexed < g->st.n)
+        st = exact_scan(g, tail, nreq, capmax, opts->probe_f32, indexed, g->st.n, part, npart,
+                        err);
+    if (st == ABIS_OK && n_exact < nreq) {
+        abis_threadpool *pool = abis_threadpool_shared();
+        abis_threadpool_run(pool, nreq, atomic_load(&g->threads), graph_task, &j);
+        for (size_t q = 0; q < nreq; q++)
+            if (j.fail[q])
+                st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    }
+    for (size_t q = 0; st == ABIS_OK && q < nreq; q++) {
+        if (!ef[q])
+            continue; /* exact, or no answer wanted: merged already */
+        /* the tail's list then the graph's, each slot's best */
+        memcpy(all, part + q * capmax, npart[q] * sizeof *all);
+        memcpy(all + npart[q], j.tops + q * capmax, j.ntop[q] * sizeof *all);
+        nmerged[q] = abis_top_merge(all, npart[q] + j.ntop[q], rq[q].cap, merged + q * capmax);
+    }
+    free(ef);
+    free(exact);
+    free(tail);
+    free(j.tops);
+    free(j.ntop);
+    free(j.fail);
+    free(part);
+    free(all);
+    free(npart);
+    return st;
+}
+
 /* Search reqs[0..n) (n <= MAX_BATCH), lock held. */
 static abis_status search_locked(const vgallery *g, abis_search_req *reqs, prep *rq, size_t n,
                                  const abis_search_opts *opts, abis_error *err)
@@ -457,7 +649,10 @@ static abis_status search_locked(const vgallery *g, abis_search_req *reqs, prep 
                                        : abis_error_set(err, ABIS_E_NOMEM,
                                                         "gallery: out of memory for a search");
     int f32 = opts && opts->probe_f32;
-    if (st == ABIS_OK)
+    int graph = opts && opts->preselect && g->graph && abis_hnsw_indexed(g->graph) > 0;
+    if (st == ABIS_OK && graph)
+        st = preselect_scan(g, rq, n, capmax, opts, merged, nmerged, err);
+    else if (st == ABIS_OK)
         st = exact_scan(g, rq, n, capmax, f32, 0, g->st.n, merged, nmerged, err);
     for (size_t i = 0; st == ABIS_OK && i < n; i++) {
         for (size_t h = 0; h < nmerged[i]; h++) {
@@ -587,6 +782,10 @@ void abis_gallery_vector_stats(abis_gallery *base, abis_vector_stats *out)
     out->rows = g->st.n;
     out->live = abis_vs_live(&g->st);
     abis_vstore_bytes(&g->st, &out->vector_bytes, &out->bookkeeping_bytes);
+    if (g->graph) {
+        out->indexed = abis_hnsw_indexed(g->graph);
+        out->index_bytes = abis_hnsw_bytes(g->graph);
+    }
     pthread_rwlock_unlock(&g->lock);
     out->kernel = abis_i8_best()->name;
 }
