@@ -1,10 +1,13 @@
 # Root Makefile: short commands around CMake (see README.md).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+# The tests of concurrent code, run under ThreadSanitizer by test-tsan.
+TSAN_TESTS ?= test_threadpool test_gallery_concurrency
 JOBS ?= $(shell nproc)
 DEPS_STAMP := $(BUILD)/.deps-installed
 
-.PHONY: all deps build run test test-asan demo clean format models
+.PHONY: all deps build run test test-asan test-tsan demo clean format models
 
 all: build
 
@@ -43,8 +46,14 @@ test-asan: deps
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS)
 
+# The concurrency tests under ThreadSanitizer (only those targets are built).
+test-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DABIS_SANITIZE_THREAD=ON >/dev/null
+	cmake --build $(BUILD_TSAN) -j $(JOBS) --target $(TSAN_TESTS)
+	cd $(BUILD_TSAN) && ctest --output-on-failure -j $(JOBS) -R '^($(subst $() ,|,$(TSAN_TESTS)))$$'
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
