@@ -339,6 +339,19 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
                               abis_subject_view **view, abis_error *err);
 void abis_subject_view_free(abis_subject_view *view);
 
+/* ---- in-memory galleries --------------------------------------------------- */
+
+typedef struct abis_gallery_info {
+    char segment[ABIS_NAME_MAX + 1];
+    char modality[ABIS_NAME_MAX + 1];
+    uint64_t templates; /* live templates held in memory */
+} abis_gallery_info;
+
+typedef int (*abis_gallery_cb)(const abis_gallery_info *info, void *ctx);
+/* The in-memory galleries built so far (a segment's gallery of a modality is
+ * built from the store on its first search), with their sizes. */
+abis_status abis_gallery_list(abis_engine *e, abis_gallery_cb cb, void *ctx, abis_error *err);
+
 /* ---- audit ---------------------------------------------------------------- */
 
 typedef struct abis_audit_report {

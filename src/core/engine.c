@@ -854,6 +854,28 @@ abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr,
     return st;
 }
 
+abis_status abis_gallery_list(abis_engine *e, abis_gallery_cb cb, void *ctx, abis_error *err)
+{
+    (void)err;
+    pthread_mutex_lock(&e->mu);
+    int stop = 0;
+    for (size_t i = 0; i < e->n_segs && !stop; i++) {
+        segstate *s = e->segs[i];
+        for (size_t m = 0; m < s->n_modality_sets && m < e->n_mods && !stop; m++) {
+            if (!s->gallery[m])
+                continue;
+            abis_gallery_info info;
+            memset(&info, 0, sizeof info);
+            snprintf(info.segment, sizeof info.segment, "%s", s->rec.name);
+            snprintf(info.modality, sizeof info.modality, "%s", e->mods[m].rec.name);
+            info.templates = s->gallery[m]->ops->count(s->gallery[m]);
+            stop = cb(&info, ctx);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return ABIS_OK;
+}
+
 /* ---- audit operations ---------------------------------------------------- */
 
 abis_status abis_audit_verify(abis_engine *e, abis_audit_report *report, abis_error *err)
