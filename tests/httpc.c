@@ -167,6 +167,25 @@ int http_raw(int port, const char *raw, size_t len, size_t split, int pause_ms, 
     return status;
 }
 
+int http_begin(int port, const char *first, size_t len)
+{
+    int fd = connect_local(port);
+    if (fd >= 0 && send_all(fd, first, len) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+int http_end(int fd, const char *rest, size_t len, http_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    send_all(fd, rest, len);
+    int status = read_response(fd, out);
+    close(fd);
+    return status;
+}
+
 int http_do(int port, const char *method, const char *path, const char *const *headers,
             const char *body, http_resp *out)
 {

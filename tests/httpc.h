@@ -29,6 +29,11 @@ int http_do(int port, const char *method, const char *path, const char *const *h
 /* Send `raw` bytes as they are (in pieces of `split` bytes with `pause_ms`
  * between them when split > 0) and read the answer. */
 int http_raw(int port, const char *raw, size_t len, size_t split, int pause_ms, http_resp *out);
+/* A request sent in two parts with the caller's actions in between:
+ * http_begin connects and sends `first` (returns the socket, -1 on
+ * failure); http_end sends `rest` and reads the answer. */
+int http_begin(int port, const char *first, size_t len);
+int http_end(int fd, const char *rest, size_t len, http_resp *out);
 /* The value of a response header (case-insensitive name), malloc'd; NULL if absent. */
 char *http_header(const http_resp *r, const char *name);
 /* The error code of a JSON error body, or "". */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -811,6 +812,36 @@ static int count_in(const char *text, const char *needle)
     return n;
 }
 
+static void test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(void **state)
+{
+    (void)state;
+    /* A request half sent when SIGTERM comes: it is in flight. */
+    uint64_t p = next_person++;
+    char token[33], t[2048], body[2400], head[600];
+    enrol(bank_key, "city", p, token);
+    tmpl_json(p, 1, t, sizeof t);
+    snprintf(body, sizeof body, "{\"purpose\":\"bank.remote-id\",\"templates\":[%s]}", t);
+    snprintf(head, sizeof head,
+             "POST /v1/subjects/%s/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+             token, bank_key, strlen(body));
+    int fd = http_begin(srv.port, head, strlen(head));
+    assert_true(fd >= 0);
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+    kill(srv.pid, SIGTERM);
+    nanosleep(&pause, NULL);
+    /* New connections are refused... */
+    http_resp r;
+    assert_int_equal(http_do(srv.port, "GET", "/v1/health", NULL, NULL, &r), 0);
+    http_resp_free(&r);
+    /* ...and the one in flight is finished. */
+    http_end(fd, body, strlen(body), &r);
+    assert_http(&r, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "decision")), "match");
+    http_resp_free(&r);
+}
+
 static void test_sigterm_stops_gracefully_and_the_audit_holds(void **state)
 {
     (void)state;
@@ -871,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_body_too_large_is_413),
         cmocka_unit_test(test_slow_request_is_408),
         cmocka_unit_test(test_saturation_answers_503),
+        cmocka_unit_test(test_sigterm_finishes_requests_in_flight_and_refuses_new_ones),
         cmocka_unit_test(test_sigterm_stops_gracefully_and_the_audit_holds),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

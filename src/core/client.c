@@ -389,7 +389,8 @@ static void grants_detail(const abis_client_def *def, char *buf, size_t cap)
 abis_status abis_client_add(abis_engine *e, const abis_caller *c, const abis_client_def *def,
                             char api_key[ABIS_API_KEY_LEN + 1], abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
+    pthread_mutex_lock(&e->clients_mu);
     abis_client_rec r;
     memset(&r, 0, sizeof r);
     int64_t *seg_ids = NULL, *pur_ids = NULL;
@@ -452,13 +453,14 @@ abis_status abis_client_add(abis_engine *e, const abis_caller *c, const abis_cli
         memcpy(api_key, key, sizeof key);
         abis_error ignored;
         clients_refresh(e, &ignored); /* a failure only delays the cache to the next call */
-    } else {
-        audit_refusal(e, c, "client.add", NULL, NULL, NULL, err);
     }
+    pthread_mutex_unlock(&e->clients_mu);
+    if (st != ABIS_OK)
+        audit_refusal(e, c, "client.add", NULL, NULL, NULL, err);
     sodium_memzero(key, sizeof key);
     free(seg_ids);
     free(pur_ids);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -466,7 +468,8 @@ abis_status abis_client_add(abis_engine *e, const abis_caller *c, const abis_cli
 static abis_status client_change(abis_engine *e, const abis_caller *c, const char *name,
                                  char *api_key, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
+    pthread_mutex_lock(&e->clients_mu);
     const char *op = api_key ? "client.rotate" : "client.revoke";
     char key[ABIS_API_KEY_LEN + 1] = "";
     client_entry *ce = NULL;
@@ -499,11 +502,12 @@ static abis_status client_change(abis_engine *e, const abis_caller *c, const cha
             memcpy(api_key, key, sizeof key);
         abis_error ignored;
         clients_refresh(e, &ignored);
-    } else {
-        audit_refusal(e, c, op, NULL, NULL, NULL, err);
     }
+    pthread_mutex_unlock(&e->clients_mu);
+    if (st != ABIS_OK)
+        audit_refusal(e, c, op, NULL, NULL, NULL, err);
     sodium_memzero(key, sizeof key);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -521,7 +525,8 @@ abis_status abis_client_revoke(abis_engine *e, const abis_caller *c, const char 
 
 abis_status abis_client_list(abis_engine *e, abis_client_cb cb, void *ctx, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->clients_mu);
+    engine_state_rdlock(e); /* segment and purpose names */
     abis_status st = clients_refresh(e, err);
     const char **segs = NULL, **purs = NULL;
     for (size_t i = 0; st == ABIS_OK && i < e->n_clients; i++) {
@@ -562,7 +567,8 @@ abis_status abis_client_list(abis_engine *e, abis_client_cb cb, void *ctx, abis_
     }
     free(segs);
     free(purs);
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
+    pthread_mutex_unlock(&e->clients_mu);
     return st;
 }
 
@@ -621,7 +627,7 @@ abis_status abis_client_authenticate(abis_engine *e, const char *api_key,
                                      abis_error *err)
 {
     *out = NULL;
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->clients_mu);
     char key_id[ABIS_CLIENT_KEY_ID_HEX + 1] = "";
     unsigned char hash[ABIS_HASH_BYTES];
     client_entry *ce = NULL;
@@ -657,10 +663,10 @@ abis_status abis_client_authenticate(abis_engine *e, const char *api_key,
                             ce->rec.name);
     if (st == ABIS_OK && !(*out = context_from(ce)))
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    pthread_mutex_unlock(&e->clients_mu);
     if (st == ABIS_E_UNAUTHENTICATED)
         audit_refusal(e, &who, "authenticate", NULL, NULL, NULL, err);
     sodium_memzero(hash, sizeof hash);
-    pthread_mutex_unlock(&e->mu);
     return st;
 }
 
@@ -856,7 +862,7 @@ static abis_status client_prepare(abis_engine *e, const abis_client *cl, client_
                                   const abis_idempotency *idem, abis_client_result *res,
                                   abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     int exists = 0;
     cc->caller = caller_of(cl);
     cc->idem.client_id = cl->id;
@@ -869,10 +875,10 @@ static abis_status client_prepare(abis_engine *e, const abis_client *cl, client_
         st = resolve_subject(e, cl, token, &cc->subject, &cc->seg, &exists, err);
     if (st == ABIS_OK && res)
         st = idem_lookup(e, cl, idem, cc->audit_op, res, &cc->replayed, err);
+    engine_state_unlock(e);
     if (st != ABIS_OK)
         audit_refusal(e, &cc->caller, cc->audit_op, cc->seg ? cc->seg->rec.name : NULL,
                       exists ? &cc->subject : NULL, purpose, err);
-    pthread_mutex_unlock(&e->mu);
     return st;
 }
 
@@ -894,13 +900,13 @@ abis_status abis_client_enroll(abis_engine *e, const abis_client *cl, const abis
     st = client_prepare(e, cl, &cc, ABIS_CLIENT_OP_ENROLL, NULL, NULL, idem, res, err);
     if (st != ABIS_OK || cc.replayed)
         return st;
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     st = need_segment(e, cl, req->segment, err);
     for (size_t i = 0; st == ABIS_OK && i < req->n_consents; i++)
         st = need_purpose(e, cl, req->consents[i], err);
+    engine_state_unlock(e);
     if (st != ABIS_OK)
         audit_refusal(e, &cc.caller, "enroll", NULL, NULL, NULL, err);
-    pthread_mutex_unlock(&e->mu);
     if (st != ABIS_OK)
         return st;
     abis_enroll_result er;
@@ -973,11 +979,11 @@ abis_status abis_client_identify(abis_engine *e, const abis_client *cl, const ch
     abis_status st = client_prepare(e, cl, &cc, ABIS_CLIENT_OP_IDENTIFY, purpose ? purpose : "",
                                     NULL, NULL, NULL, err);
     if (st == ABIS_OK) {
-        pthread_mutex_lock(&e->mu);
+        engine_state_rdlock(e);
         st = need_segment(e, cl, segment, err);
+        engine_state_unlock(e);
         if (st != ABIS_OK)
             audit_refusal(e, &cc.caller, "identify", NULL, NULL, purpose, err);
-        pthread_mutex_unlock(&e->mu);
     }
     if (st == ABIS_OK)
         st = abis_subject_identify(e, &cc.caller, segment, purpose, probes, n_probes, k, out, n_out,
@@ -1026,12 +1032,12 @@ abis_status abis_client_lock_set(abis_engine *e, const abis_client *cl,
         return st;
     int all = !modality || !*modality || strcmp(modality, "*") == 0;
     if (!all) {
-        pthread_mutex_lock(&e->mu);
-        if (!engine_modality(e, modality, NULL)) {
+        engine_state_rdlock(e);
+        if (!engine_modality(e, modality, NULL))
             st = abis_error_set(err, ABIS_E_INVALID, "modality '%.64s' does not exist", modality);
+        engine_state_unlock(e);
+        if (st != ABIS_OK)
             audit_refusal(e, &cc.caller, cc.audit_op, cc.seg->rec.name, &cc.subject, NULL, err);
-        }
-        pthread_mutex_unlock(&e->mu);
     }
     if (st == ABIS_OK)
         st = engine_lock_set(e, &cc.caller, idem ? &cc.idem : NULL, &cc.subject, modality, locked,

@@ -10,6 +10,22 @@
  *     modality, and a gallery per modality (built on first search).
  * Store first, then memory: in-memory state changes only after the store
  * committed, so a failed call leaves both as they were.
+ *
+ * Threads.  Reads (verify, identify, the subject view, lists) run
+ * concurrently with each other and with writes; writes are serialised.
+ *   write_mu    held for the whole of every call that writes the store, so
+ *               writers never race (deduplication, then insert);
+ *   state       a writer-preferring read/write lock over the in-memory state
+ *               (registry caches, segments' slots, bitsets, galleries):
+ *               searches and lookups hold it for reading; a writer takes it
+ *               for writing only to change memory after its commit, and to
+ *               build a segment or gallery on first use;
+ *   clients_mu  the client cache (client.c);
+ *   auditq      the group commit of audit entries (auditq.c).
+ * Order: write_mu before state; nobody waits for an audit commit while
+ * holding `state` (the leader of a group commit needs no engine lock, but a
+ * writer waiting for `state` would otherwise stall every reader behind it).
+ * The store gives each reading thread its own connections (store.h).
  */
 #ifndef ABIS_ENGINE_INTERNAL_H
 #define ABIS_ENGINE_INTERNAL_H
@@ -68,8 +84,22 @@ typedef struct client_entry {
     int oom;            /* loading its scope ran out of memory */
 } client_entry;
 
-struct abis_engine {
+/* The group commit queue (auditq.c). */
+struct auditq_item;
+typedef struct auditq {
     pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct auditq_item *items; /* queued, not yet taken by a leader */
+    size_t n, cap;
+    int leader; /* a thread is committing a batch */
+    uint64_t batches, entries;
+} auditq;
+
+struct abis_engine {
+    pthread_mutex_t write_mu;
+    pthread_rwlock_t state;
+    pthread_mutex_t clients_mu;
+    auditq auditq;
     char data_dir[4096];
     int read_only;
     abis_store *store;
@@ -90,6 +120,11 @@ struct abis_engine {
 };
 
 /* ---- engine.c ---- */
+void engine_locks_init(abis_engine *e);
+void engine_locks_destroy(abis_engine *e);
+void engine_state_rdlock(abis_engine *e);
+void engine_state_wrlock(abis_engine *e);
+void engine_state_unlock(abis_engine *e);
 int64_t abis_now_ms(void);
 const char *engine_actor(const abis_engine *e, const abis_caller *c);
 /* Validate a registry name: [a-z0-9._-], 1..63, starting with a letter or digit. */
@@ -113,8 +148,19 @@ typedef abis_status (*engine_write_fn)(abis_engine *e, void *arg, abis_error *er
 abis_status engine_write_audited(abis_engine *e, const abis_caller *c, engine_write_fn write,
                                  void *arg, const audit_event *ev, abis_error *err);
 
+/* The audit record of an event by caller c. */
+void engine_audit_rec(abis_engine *e, const abis_caller *c, const audit_event *ev,
+                      abis_audit_rec *r);
+/* Write `n` events in one transaction through the group commit (auditq.c);
+ * returns once they are on disk.  Never call it holding `state`. */
+abis_status engine_audit_group(abis_engine *e, const abis_caller *c, const audit_event *ev,
+                               size_t n, abis_error *err);
+void auditq_init(auditq *q);
+void auditq_destroy(auditq *q);
+
 /* Record a refused call: writes an audit entry with outcome = status name and
- * detail = err->message, then returns err->status unchanged. */
+ * detail = err->message, then returns err->status unchanged.  Through the
+ * group commit: never call it holding `state`. */
 abis_status audit_refusal(abis_engine *e, const abis_caller *c, const char *operation,
                           const char *segment, const abis_id *subject, const char *purpose,
                           abis_error *err);
@@ -164,6 +210,15 @@ void segstate_remove_subject(segstate *s, const abis_id *subject);
 abis_status segstate_filter(segstate *s, const abis_purpose_rec *p, size_t purpose_index,
                             size_t mod_index, abis_bitset *out, abis_error *err);
 void segstate_free(segstate *s);
+/* After the registry grew (a purpose or modality added; `state` held for
+ * writing): make room for it in every loaded segment, so that readers never
+ * need to. */
+void engine_grow_segments(abis_engine *e);
+/* Take `state` for reading with the segment loaded and the galleries of the
+ * modalities mods[0..n) built (building them under the write lock first when
+ * needed).  On ABIS_OK the caller holds `state` for reading. */
+abis_status engine_search_ready(abis_engine *e, segstate *s, const size_t *mods, size_t n,
+                                abis_error *err);
 
 /* ---- client.c ---- */
 void engine_clients_free(abis_engine *e);

@@ -26,7 +26,7 @@ abis_status engine_consent_set(abis_engine *e, const abis_caller *c, const engin
                                const abis_id *subject, const char *purpose, int granted,
                                abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     const char *op = granted ? "consent.grant" : "consent.withdraw";
     abis_subject_rec subj;
     segstate *seg = NULL;
@@ -63,15 +63,17 @@ abis_status engine_consent_set(abis_engine *e, const abis_caller *c, const engin
         st = engine_write_audited(e, c, put_consent, &a, &ev, err);
     }
     if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
         abis_error mem_err;
         if (slot >= 0 &&
             segstate_set_consent(seg, pi, (uint32_t)slot, granted, &mem_err) != ABIS_OK)
             segstate_free(seg);
+        engine_state_unlock(e);
     } else {
         audit_refusal(e, c, op, seg ? seg->rec.name : NULL, seg ? subject : NULL, purpose, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -112,7 +114,7 @@ static abis_status write_lock(abis_engine *e, void *arg, abis_error *err)
 abis_status engine_lock_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
                             const abis_id *subject, const char *modality, int lock, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     const char *op = lock ? "lock" : "unlock";
     int all = !modality || !*modality || strcmp(modality, "*") == 0;
     size_t mi = 0;
@@ -141,14 +143,16 @@ abis_status engine_lock_set(abis_engine *e, const abis_caller *c, const engine_i
         st = engine_write_audited(e, c, write_lock, &l, &ev, err);
     }
     if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
         abis_error mem_err;
         if (slot >= 0 && segstate_set_lock(seg, mi, all, (uint32_t)slot, lock, &mem_err) != ABIS_OK)
             segstate_free(seg);
+        engine_state_unlock(e);
     } else {
         audit_refusal(e, c, op, seg ? seg->rec.name : NULL, seg ? subject : NULL, NULL, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -187,7 +191,7 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
 abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_idem *idem,
                           const abis_id *subject, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     abis_store *s = e->store;
     abis_subject_rec subj;
     segstate *seg = NULL;
@@ -211,7 +215,12 @@ abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_ide
         }
     }
     if (st == ABIS_OK) {
-        /* Committed: destroy the key, overwrite freed pages, forget in memory. */
+        /* Committed: forget in memory first (searches must stop finding the
+         * subject), then destroy the key and overwrite freed pages. */
+        engine_state_wrlock(e);
+        if (seg->loaded)
+            segstate_remove_subject(seg, subject);
+        engine_state_unlock(e);
         st = s->ops->key_delete(s, subject, err);
         if (st == ABIS_E_NOT_FOUND)
             st = ABIS_OK;
@@ -219,15 +228,13 @@ abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_ide
             st = s->ops->keymeta_set(s, "pending_delete", "", err);
         if (st == ABIS_OK)
             st = s->ops->compact(s, err);
-        if (seg->loaded)
-            segstate_remove_subject(seg, subject);
         if (st != ABIS_OK)
             abis_error_prefix(err, "subject deleted, but finishing the deletion failed (it is "
                                    "completed at the next open)");
     } else {
         audit_refusal(e, c, "delete", seg ? seg->rec.name : NULL, seg ? subject : NULL, NULL, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -258,7 +265,7 @@ abis_status engine_finish_pending_delete(abis_engine *e, abis_error *err)
 abis_status abis_subject_find_ref(abis_engine *e, const char *segment, const char *external_ref,
                                   abis_id *subject, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     segstate *seg = engine_segment(e, segment);
     abis_subject_rec r;
     abis_status st = ABIS_OK;
@@ -276,7 +283,7 @@ abis_status abis_subject_find_ref(abis_engine *e, const char *segment, const cha
     }
     if (st == ABIS_OK)
         *subject = r.id;
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return st;
 }
 
@@ -378,13 +385,14 @@ void abis_subject_view_free(abis_subject_view *v)
 abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_id *subject,
                               abis_subject_view **out, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
     abis_store *s = e->store;
     *out = NULL;
     abis_subject_rec subj;
     segstate *seg = NULL;
     abis_subject_view *v = NULL;
+    engine_state_rdlock(e);
     abis_status st = engine_find_subject(e, subject, &subj, &seg, err);
+    engine_state_unlock(e);
     char hex[ABIS_ID_HEX_LEN + 1] = "";
     if (st == ABIS_OK) {
         abis_id_to_hex(subject, hex);
@@ -395,6 +403,7 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK && !(v = calloc(1, sizeof *v)))
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     view_ctx vc = {e, v, 0};
+    engine_state_rdlock(e); /* the callbacks name modalities and purposes */
     if (st == ABIS_OK) {
         v->subject_id = *subject;
         snprintf(v->segment, sizeof v->segment, "%s", seg->rec.name);
@@ -408,6 +417,7 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
         st = s->ops->lock_scan_subject(s, subject, view_lock, &vc, err);
     if (st == ABIS_OK)
         st = s->ops->audit_scan_subject(s, hex, view_history, &vc, err);
+    engine_state_unlock(e);
     if (st == ABIS_OK && vc.oom)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     if (st != ABIS_OK) {
@@ -417,6 +427,5 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
     } else {
         *out = v;
     }
-    pthread_mutex_unlock(&e->mu);
     return st;
 }

@@ -259,7 +259,7 @@ static void view(abisd_request *rq, int history)
         for (size_t i = 0; i < v->n_history; i++) {
             const abis_history_info *e = &v->history[i];
             json_array_append_new(
-                h, json_pack("{s:o, s:s, s:s, s:s?, s:s?, s:s, s:s?}", "at", time_json(e->at),
+                h, json_pack("{s:o, s:s, s:s, s:s*, s:s*, s:s, s:s*}", "at", time_json(e->at),
                              "actor", e->actor, "operation", e->operation, "purpose",
                              *e->purpose ? e->purpose : NULL, "basis", *e->basis ? e->basis : NULL,
                              "outcome", e->outcome, "decision", *e->decision ? e->decision : NULL));

@@ -301,20 +301,6 @@ static int peer_certificate(struct MHD_Connection *c, unsigned char out[32])
     return 0;
 }
 
-static int is_json_type(const char *ct)
-{
-    if (!ct)
-        return 0;
-    while (*ct == ' ')
-        ct++;
-    if (strncasecmp(ct, "application/json", 16) != 0)
-        return 0;
-    ct += 16;
-    while (*ct == ' ')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 /* Everything that can be decided from the headers alone (step 1). */
 static void on_headers(abisd_request *rq, struct MHD_Connection *c, const char *url,
                        const char *method)
@@ -353,7 +339,7 @@ static void on_headers(abisd_request *rq, struct MHD_Connection *c, const char *
     if (rq->route->body != ABISD_BODY_NONE && (declared > 0 || te)) {
         const char *ct =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!is_json_type(ct))
+        if (!abisd_is_json_type(ct))
             return respond_fail(rq, 415, "unsupported_media_type",
                                 "the request body must be JSON (Content-Type: application/json)");
     }
@@ -407,10 +393,8 @@ static void on_complete(abisd_request *rq)
     if (rq->timed_out)
         return respond_fail(rq, 408, "request_timeout",
                             "the request took longer than request_timeout_ms to arrive");
-    if (srv->shutting_down) {
-        rq->retry_after = 1;
-        return respond_fail(rq, 503, "shutting_down", "the server is shutting down");
-    }
+    /* A request whose headers came before shutdown began is in flight: it
+     * is finished (on_headers refused those that came after). */
     if (++srv->inflight > srv->cfg.max_inflight) {
         srv->inflight--;
         rq->retry_after = 1;
@@ -512,7 +496,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's own messages, into our log (its format strings). */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char msg[512];

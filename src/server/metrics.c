@@ -195,6 +195,16 @@ char *abisd_metrics_render(abisd_metrics *m, abis_engine *e, int inflight)
         "# TYPE abisd_requests_in_flight gauge\n"
         "abisd_requests_in_flight %d\n",
         inflight);
+    uint64_t batches = 0, entries = 0;
+    abis_audit_stats(e, &batches, &entries);
+    put(&b,
+        "# HELP abisd_audit_batches_total Group commits of audit entries (one fsync each).\n"
+        "# TYPE abisd_audit_batches_total counter\n"
+        "abisd_audit_batches_total %llu\n"
+        "# HELP abisd_audit_entries_total Audit entries written by group commit.\n"
+        "# TYPE abisd_audit_entries_total counter\n"
+        "abisd_audit_entries_total %llu\n",
+        (unsigned long long)batches, (unsigned long long)entries);
     put(&b, "# HELP abisd_gallery_templates Templates in each in-memory gallery (built on a "
             "segment's first search).\n"
             "# TYPE abisd_gallery_templates gauge\n");

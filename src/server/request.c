@@ -192,6 +192,20 @@ int abisd_parse_body(json_t *root, unsigned allowed, unsigned required, abisd_bo
     return 0;
 }
 
+int abisd_is_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return 0;
+    ct += 16;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 const char *abisd_bearer(const char *header)
 {
     if (!header || strncasecmp(header, "Bearer", 6) != 0 || (header[6] != ' ' && header[6] != '\t'))

@@ -168,6 +168,9 @@ void abisd_body_free(abisd_body *b);
 /* The API key of an "Authorization: Bearer KEY" header value; NULL when the
  * header is not a bearer credential. */
 const char *abisd_bearer(const char *header);
+/* 1 when a Content-Type header value is application/json (parameters such
+ * as charset allowed). */
+int abisd_is_json_type(const char *content_type);
 /* A subject id of the path (32 hex digits); 0, or -1 with e filled. */
 int abisd_parse_subject(const char *text, abis_id *id, abisd_error *e);
 

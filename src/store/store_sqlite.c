@@ -122,7 +122,8 @@ static _Thread_local const sq_store *tx_owner_of;
 
 int sq_owns_tx(const sq_store *s)
 {
-    return s->in_tx && tx_owner_of == s;
+    /* Only the owner ever sets tx_owner_of to s: no shared state is read. */
+    return tx_owner_of == s;
 }
 
 abis_status sq_reader_failed(const abis_error *err)
@@ -622,6 +623,11 @@ static void sq_close(abis_store *base)
         return;
     if (s->main) /* a reader is closed with its main store */
         return;
+    if (sq_owns_tx(s)) { /* closing rolls the transaction back (below) */
+        tx_owner_of = NULL;
+        s->in_tx = 0;
+        pthread_mutex_unlock(&s->tx_mu);
+    }
     sync_free(s);
     close_conns(s);
     free(s->dir);
