@@ -170,9 +170,11 @@ abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr,
 
 /* One template or probe as it enters libabis.  For a vector modality set
  * `vector` and `dim`; it is validated (size, finite values, non-zero norm) and
- * L2-normalised where it enters.  For an image modality (iris) set `capture`:
- * the image file's bytes (BMP, PNG, TIFF, JPEG, PGM, or an ISO/IEC 19794-6
- * record), which is turned into a template there and then discarded. */
+ * L2-normalised where it enters.  For an image modality (iris, finger) set
+ * `capture`: the image file's bytes (BMP, PNG, TIFF, JPEG, PGM, or a standard
+ * record: ISO/IEC 19794-6 for iris, ISO/IEC 19794-2 or ANSI INCITS 378
+ * minutiae for fingers), which is turned into a template there and then
+ * discarded. */
 typedef struct abis_template_input {
     const char *modality; /* a declared modality name */
     int position;         /* finger 1-10, eye 1 right / 2 left; 0: not applicable */
@@ -181,6 +183,8 @@ typedef struct abis_template_input {
     const void *capture; /* image modalities: the capture's bytes */
     size_t capture_size;
     double quality; /* 0..100, or negative when unknown (captures: computed) */
+    double ppi;     /* captures: the image's resolution in pixels per inch; 0: the
+                     * file's, else 500 (fingerprints are rescaled to 500 ppi) */
 } abis_template_input;
 
 /* ---- operations ---------------------------------------------------------- */

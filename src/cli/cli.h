@@ -203,13 +203,17 @@ int cli_resolve_subject(const cli_ctx *ctx, const char *arg, abis_id *id);
 typedef struct cli_templates {
     abis_template_input *in;
     float **vectors;          /* in[i].vector, owned here */
-    unsigned char **captures; /* in[i].capture (--iris-image), owned here */
+    unsigned char **captures; /* in[i].capture (--iris-image, --finger-image), owned here */
     char **specs;             /* copies of the option values that in[i].modality points into */
-    char iris_modality[ABIS_NAME_MAX + 1]; /* the declared modality of kind iriscode */
+    char iris_modality[ABIS_NAME_MAX + 1];   /* the declared modality of kind iriscode */
+    char finger_modality[ABIS_NAME_MAX + 1]; /* the declared modality of kind minutiae */
     size_t n;
 } cli_templates;
 
-/* Parse and read every value of option `opt` into *t (zeroed first).  Returns
+/* Parse and read every value of option `opt`, --iris-image and --finger-image
+ * (and --ppi, the resolution of the finger images) into *t (zeroed first); a
+ * minutiae record of several fingers given without a position becomes one
+ * input per finger.  Returns
  * 0, or reports the error and returns -1 (nothing to free then).  Release
  * with cli_templates_free. */
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t);

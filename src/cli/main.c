@@ -27,18 +27,19 @@ static const cli_optspec calibrate_opts[] = {{"file", 0, 1, 0}, {NULL, 0, 0, 0}}
 static const cli_optspec dedup_opts[] = {{"fmr", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec enroll_opts[] = {
     {"segment", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"consent", 0, 1, 1},
-    {"ref", 0, 1, 0},
+    {"ref", 0, 1, 0},       {"finger-image", 0, 1, 1}, {"ppi", 0, 1, 0},
     {"channel", 0, 1, 0}, {"force", 0, 0, 0},    {NULL, 0, 0, 0},
 };
 static const cli_optspec template_add_opts[] = {
     {"template", 0, 1, 0}, {"iris-image", 0, 1, 0}, {"replace", 0, 0, 0}, {"force", 0, 0, 0},
-    {NULL, 0, 0, 0}};
+    {"finger-image", 0, 1, 0}, {"ppi", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec verify_opts[] = {
     {"purpose", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"scores", 0, 0, 0},
-    {NULL, 0, 0, 0}};
+    {"finger-image", 0, 1, 1}, {"ppi", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec identify_opts[] = {
     {"segment", 0, 1, 0}, {"purpose", 0, 1, 0}, {"template", 0, 1, 1},
-    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, {NULL, 0, 0, 0},
+    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, {"finger-image", 0, 1, 1},
+    {"ppi", 0, 1, 0},       {NULL, 0, 0, 0},
 };
 static const cli_optspec channel_opts[] = {{"channel", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec lock_opts[] = {{"modality", 0, 1, 0}, {NULL, 0, 0, 0}};
@@ -76,7 +77,13 @@ static const cli_optspec calibrate_set_opts[] = {
     "content.  POSITION is 1-10 (fingers), 'right' (1) or 'left' (2) (eyes); leave it\n"           \
     "out when it does not apply.  --iris-image FILE[@left|@right] (repeatable) gives an\n"         \
     "eye image (BMP, PNG, TIFF, JPEG, PGM or an ISO/IEC 19794-6 record) for the\n"                 \
-    "modality of kind iriscode.\n"
+    "modality of kind iriscode.  --finger-image FILE[@POSITION] (repeatable; POSITION\n"          \
+    "1-10 as ISO/IEC 19794-2 numbers fingers: 1 right thumb ... 6 left thumb ... 10 left\n"     \
+    "little) gives a fingerprint image (TIFF, PNG, BMP, PGM, JPEG; 8-bit grey) or an\n"         \
+    "ISO/IEC 19794-2:2005 / ANSI INCITS 378-2004 minutiae record for the modality of\n"          \
+    "kind minutiae; a record of several fingers without @POSITION gives them all.\n"           \
+    "Images are rescaled to 500 ppi from the resolution in the file, or --ppi N, or\n"         \
+    "else 500.\n"
 
 /* clang-format off: the table reads best as one entry a paragraph */
 const cli_command cli_commands[] = {
@@ -119,17 +126,21 @@ const cli_command cli_commands[] = {
      purpose_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_purpose_add},
     {"purpose list", "", "list the purposes", "", no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_purpose_list},
 
-    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode",
+    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode | NAME --kind minutiae",
      "declare a modality (face, voice, iris, ...)",
      "Options:\n"
      "  --kind vector     templates are N float32 values compared by cosine similarity\n"
      "  --dim N           the number of values of every template of this modality\n"
      "  --kind iriscode   templates are 2048-bit iris codes made from eye images\n"
      "                    (given with --iris-image); no --dim\n"
+     "  --kind minutiae   templates are fingerprint minutiae made from fingerprint\n"
+     "                    images or standard minutiae records (given with\n"
+     "                    --finger-image); no --dim\n"
      "\n"
      "Examples:\n"
      "  abis modality add face --kind vector --dim 512\n"
-     "  abis modality add iris --kind iriscode\n",
+     "  abis modality add iris --kind iriscode\n"
+     "  abis modality add finger --kind minutiae\n",
      modality_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_modality_add},
     {"modality list", "", "list the modalities", "", no_opts, 0, 0, CLI_OPEN_RW,
      cli_cmd_modality_list},
@@ -366,7 +377,8 @@ const cli_command cli_commands[] = {
      "  --modality NAME      a modality declared in the --data store (its kind and\n"
      "                       dimension); without a store give --kind vector instead\n"
      "  --kind K, --dim N    evaluate without a store: vector (N: taken from the data if\n"
-     "                       absent) or iriscode (eye images; no --dim)\n"
+     "                       absent), iriscode (eye images; no --dim) or minutiae\n"
+     "                       (fingerprint images or minutiae records; no --dim)\n"
      "  -o DIR, --out DIR    where the report and plots go (default ./eval-report)\n"
      "  --name NAME          the system's name in plots (repeat for several --set)\n"
      "  --bootstrap B        resamplings by identity for 95% intervals (default 100)\n"

@@ -7,8 +7,10 @@
 
 extern const abis_modality_kind abis_modality_vector;
 extern const abis_modality_kind abis_modality_iris;
+extern const abis_modality_kind abis_modality_finger;
 
-static const abis_modality_kind *const kinds[] = {&abis_modality_vector, &abis_modality_iris};
+static const abis_modality_kind *const kinds[] = {&abis_modality_vector, &abis_modality_iris,
+                                                  &abis_modality_finger};
 
 const abis_modality_kind *abis_modality_kind_find(const char *name)
 {
@@ -20,7 +22,7 @@ const abis_modality_kind *abis_modality_kind_find(const char *name)
 
 const char *abis_modality_kind_names(void)
 {
-    return "vector, iriscode";
+    return "vector, iriscode, minutiae";
 }
 
 void abis_modality_free_template(unsigned char *tmpl, size_t len)

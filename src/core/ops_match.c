@@ -447,9 +447,12 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
             st = segstate_filter(seg, p, pi, pr[i].mi, &pr[i].filter, err);
         if (st == ABIS_OK && !(pr[i].hits = malloc(shortlist * sizeof *pr[i].hits)))
             st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        abis_search_opts so = {.preselect = p->basis != ABIS_BASIS_STATUTORY &&
+                                            st == ABIS_OK &&
+                                            pr[i].g->ops->count(pr[i].g) >= ABIS_PRESELECT_MIN};
         if (st == ABIS_OK)
-            st = pr[i].g->ops->search(pr[i].g, pr[i].canon, pr[i].len, shortlist, &pr[i].filter,
-                                      pr[i].hits, &pr[i].got, err);
+            st = abis_gallery_search(pr[i].g, pr[i].canon, pr[i].len, shortlist, &pr[i].filter,
+                                     &so, pr[i].hits, &pr[i].got, err);
     }
 
     size_t n = 0;
