@@ -639,7 +639,9 @@ abis_status abis_client_authenticate(abis_engine *e, const char *api_key,
     if (!malformed)
         api_key_hash(e, api_key, hash);
     int64_t version = 0;
-    abis_status st = clients_version(e, &version, err);
+    abis_status st = engine_registry_sync(e, err);
+    if (st == ABIS_OK)
+        st = clients_version(e, &version, err);
     pthread_mutex_lock(&e->clients_mu);
     if (st == ABIS_OK && (!e->clients_loaded || version != e->clients_version))
         st = clients_load(e, version, err);
