@@ -128,6 +128,10 @@ int main(int argc, char **argv)
 
     int sig = 0;
     sigwait(&stop, &sig);
+    /* Shutting down: another SIGTERM (systemd repeats none, but a person
+     * may) must not cut the drain short on a thread that does not block it. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     abisd_log(ABISD_INFO, "shutting down",
               json_pack("{s:s, s:i}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "in_flight",
                         abisd_inflight(srv)));
