@@ -434,6 +434,33 @@ static void test_cli_finger_images_and_records(void **state)
     assert_non_null(strstr(out, "position 2"));
     assert_non_null(strstr(out, "position 7"));
     free(out);
+    /* `abis finger extract` exports our minutiae as a standard record */
+    char exported[4300];
+    snprintf(exported, sizeof exported, "%s/one.ansi", dir);
+    assert_int_equal(
+        run_cli(d,
+                (const char *[]){"finger", "extract", a1, "--format", "ansi", "-o", exported, NULL},
+                &out),
+        0);
+    free(out);
+    size_t elen;
+    unsigned char *e = abis_test_read_file(exported, &elen);
+    assert_non_null(e);
+    assert_int_equal(abis_finger_record_detect(e, elen), ABIS_FINGER_RECORD_ANSI);
+    abis_finger_template back;
+    assert_status(abis_finger_record_read(e, elen, 0, &back, &err), ABIS_OK, &err);
+    assert_int_equal(back.position, 2);
+    assert_true(back.n >= ABIS_FINGER_MIN_MINUTIAE);
+    free(e);
+    /* the record matches the person's finger 2 */
+    char r2[4400];
+    snprintf(r2, sizeof r2, "%s@2", exported);
+    assert_int_equal(run_cli(d,
+                             (const char *[]){"verify", "city/P1", "--purpose", "entry",
+                                              "--finger-image", r2, NULL},
+                             &out),
+                     0);
+    free(out);
     abis_test_rmdir(dir);
 }
 
