@@ -145,6 +145,8 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a);
 /* cmd_eval.c */
 int cli_cmd_eval(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a);
+/* cmd_finger.c */
+int cli_cmd_finger_extract(cli_ctx *ctx, const cli_args *a);
 
 /* ---- output (output.c) ---------------------------------------------------- */
 

@@ -59,6 +59,8 @@ static const cli_optspec eval_opts[] = {
     {"fuse", 0, 1, 0},      {"max-impostors", 0, 1, 0}, {"nonmated-share", 0, 1, 0},
     {"seed", 0, 1, 0},      {"holdout", 0, 1, 0},       {NULL, 0, 0, 0},
 };
+static const cli_optspec finger_extract_opts[] = {
+    {"format", 0, 1, 0}, {"output", 'o', 1, 0}, {"ppi", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec calibrate_set_opts[] = {
     {"set", 0, 1, 0},       {"layout", 0, 1, 0},  {"pairs", 0, 1, 0},         {"protocol", 0, 1, 0},
     {"modality", 0, 1, 0},  {"holdout", 0, 1, 0}, {"gallery-size", 0, 1, 0},  {"seed", 0, 1, 0},
@@ -426,6 +428,25 @@ const cli_command cli_commands[] = {
      "Example:\n"
      "  abis calibrate --modality face --set face-dev.jsonl --gallery-size 100000\n",
      calibrate_set_opts, 0, 0, CLI_OPEN_RW, cli_cmd_calibrate},
+
+    {"finger extract", "FILE[@POSITION]... --output RECORD [--format iso|ansi] [--ppi N]",
+     "extract fingerprint minutiae into a standard record (nothing is stored)",
+     "Runs OpenABIS's own fingerprint feature extraction on each image (TIFF, PNG,\n"
+     "BMP, PGM, JPEG; 8-bit grey) and writes one minutiae record holding a finger\n"
+     "view per image, for other vendors' matchers.  POSITION (1-10, as ISO/IEC\n"
+     "19794-2 numbers fingers) is recorded with the view; without it the position\n"
+     "is 0 (unknown).  Images are rescaled to 500 ppi from the resolution in the\n"
+     "file, or --ppi N, or else 500; the record is written at 197 pixels/cm.\n"
+     "\n"
+     "Options:\n"
+     "  -o RECORD, --output RECORD  where the record goes ('-': standard output)\n"
+     "  --format iso|ansi           ISO/IEC 19794-2:2005 (default) or ANSI INCITS\n"
+     "                              378-2004\n"
+     "  --ppi N                     the images' resolution, over the files' own\n"
+     "\n"
+     "Example:\n"
+     "  abis finger extract right-index.png@2 left-index.png@7 -o person.iso\n",
+     finger_extract_opts, 1, -1, CLI_OPEN_NONE, cli_cmd_finger_extract},
 
     {NULL, NULL, NULL, NULL, NULL, 0, 0, CLI_OPEN_NONE, NULL},
 };

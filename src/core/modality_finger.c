@@ -136,16 +136,16 @@ static abis_status finger_gallery_create(const abis_modality_rec *m, abis_galler
  * the Gaussian likelihood-ratio model fusion needs.  Replace it with one
  * fitted on the deployment's own data (abis calibrate). */
 static const char finger_calibration[] =
-    "{\"model\":\"table\",\"points\":[[0,1],[0.0077406,0.500174],[0.00903053,0.200174],"
-    "[0.00994086,0.100174],[0.0108928,0.0501736],[0.0120432,0.0201389],"
-    "[0.0132878,0.0100694],[0.01632,0.001],[0.0193431,0.0001],[0.0223663,1e-05],"
-    "[0.0253894,1e-06],[0.0284126,1e-07],[0.0314357,1e-08],[0.0344588,1e-09],"
-    "[0.037482,1e-10],[0.0405051,1e-11],[0.0435282,1e-12]],"
-    "\"tail\":{\"fit\":\"exponential\",\"from\":0.0132878,\"fmr\":0.0100694,\"beta\":0.00131293},"
-    "\"llr\":{\"model\":\"gaussian\",\"genuine\":[0.132345,0.104284],"
-    "\"impostor\":[0.00806827,0.00148443]},"
+    "{\"model\":\"table\",\"points\":[[0,1],[0.0077353,0.500174],[0.00901681,0.200174],"
+    "[0.00991579,0.100174],[0.0108483,0.0501736],[0.0120247,0.0201389],"
+    "[0.0133403,0.0100694],[0.0164384,0.001],[0.0195272,0.0001],[0.0226161,1e-05],"
+    "[0.025705,1e-06],[0.0287938,1e-07],[0.0318827,1e-08],[0.0349715,1e-09],"
+    "[0.0380604,1e-10],[0.0411492,1e-11],[0.0442381,1e-12]],"
+    "\"tail\":{\"fit\":\"exponential\",\"from\":0.0133403,\"fmr\":0.0100694,\"beta\":0.00134147},"
+    "\"llr\":{\"model\":\"gaussian\",\"genuine\":[0.132253,0.10425],"
+    "\"impostor\":[0.00806297,0.00148206]},"
     "\"fitted_on\":{\"set\":\"FVC2002 DB1_B "
-    "DB3_B\",\"genuine\":560,\"impostor\":5760,\"impostor_max\":0.0202281}}";
+    "DB3_B\",\"genuine\":560,\"impostor\":5760,\"impostor_max\":0.0202532}}";
 
 static void finger_default_calibration(const abis_modality_rec *m, char *buf, size_t cap)
 {
