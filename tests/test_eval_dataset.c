@@ -112,7 +112,7 @@ static void templates_ok(abis_eval_templates *t, const abis_eval_set *set, const
     abis_error err = {0};
     abis_modality_rec m = vector_rec(modality, dim);
     assert_status(
-        abis_eval_templates_load(t, set, NULL, abis_modality_kind_find("vector"), &m, &err),
+        abis_eval_templates_load(t, set, NULL, abis_modality_kind_find("vector"), &m, 1, NULL, &err),
         ABIS_OK, &err);
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abis/face.h"
 #include "template/vector.h"
 #include "util/file.h"
 
@@ -372,7 +373,8 @@ void cli_templates_free(cli_templates *t)
     memset(t, 0, sizeof *t);
 }
 
-/* The name of the one declared modality of kind `kind` (for --iris-image). */
+/* The name of the one declared modality of kind `kind` (for --iris-image,
+ * --face-photo). */
 typedef struct kind_find {
     const char *kind;
     char name[ABIS_NAME_MAX + 1];
@@ -402,34 +404,80 @@ static unsigned char *read_capture(const cli_ctx *ctx, const char *path, size_t 
     return buf;
 }
 
+/* Options that give a capture of the one declared modality of a kind. */
+static const struct {
+    const char *opt, *kind, *example;
+} capture_opts[CLI_CAPTURE_KINDS] = {
+    {"iris-image", "iriscode", "abis modality add iris --kind iriscode"},
+    {"face-photo", "face", "abis modality add face --kind face"},
+};
+
+/* The modality of kind capture_opts[c].kind into t->capture_modality[c];
+ * 0, or -1 after reporting. */
+static int capture_modality(const cli_ctx *ctx, cli_templates *t, size_t c)
+{
+    kind_find k = {.kind = capture_opts[c].kind};
+    abis_error err = {0};
+    if (abis_modality_list(ctx->engine, find_kind, &k, &err) != ABIS_OK) {
+        cli_fail(ctx, &err);
+        return -1;
+    }
+    if (k.found != 1) {
+        if (k.found)
+            cli_failf(ctx, "invalid",
+                      "--%s: %d modalities are of kind %s; use --template NAME=FILE to say which",
+                      capture_opts[c].opt, k.found, capture_opts[c].kind);
+        else
+            cli_failf(ctx, "invalid", "--%s: no modality of kind %s is declared (%s)",
+                      capture_opts[c].opt, capture_opts[c].kind, capture_opts[c].example);
+        return -1;
+    }
+    snprintf(t->capture_modality[c], sizeof t->capture_modality[c], "%s", k.name);
+    return 0;
+}
+
+int cli_face_configure(const cli_ctx *ctx, const cli_args *a)
+{
+    size_t n = cli_arg_count(a, "face-option");
+    const char *models = cli_arg_get(a, "face-models");
+    if (n == 0 && !models)
+        return 0;
+    abis_face_options o;
+    abis_error err = {0};
+    abis_face_configured(&o);
+    if (models)
+        o.models_dir = models;
+    for (size_t i = 0; i < n; i++)
+        if (abis_face_options_parse(&o, cli_arg_nth(a, "face-option", i), &err) != ABIS_OK) {
+            cli_usage_error(ctx, "--face-option: %s", err.message);
+            return -1;
+        }
+    if (abis_face_configure(&o, &err) != ABIS_OK) {
+        cli_fail(ctx, &err);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t)
 {
     memset(t, 0, sizeof *t);
-    size_t n_vec = cli_arg_count(a, opt), n_iris = cli_arg_count(a, "iris-image");
-    size_t n = n_vec + n_iris;
+    if (cli_face_configure(ctx, a) != 0)
+        return -1;
+    size_t n_vec = cli_arg_count(a, opt), n = n_vec, n_cap[CLI_CAPTURE_KINDS];
+    for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++) {
+        n_cap[c] = cli_arg_count(a, capture_opts[c].opt);
+        n += n_cap[c];
+    }
     if (n == 0) {
-        cli_usage_error(ctx, "'abis %s' needs --%s MODALITY=FILE or --iris-image FILE",
+        cli_usage_error(ctx, "'abis %s' needs --%s MODALITY=FILE, --iris-image FILE or "
+                             "--face-photo FILE",
                         ctx->cmd->name, opt);
         return -1;
     }
-    if (n_iris) {
-        kind_find k = {.kind = "iriscode"};
-        abis_error err = {0};
-        if (abis_modality_list(ctx->engine, find_kind, &k, &err) != ABIS_OK) {
-            cli_fail(ctx, &err);
+    for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++)
+        if (n_cap[c] && capture_modality(ctx, t, c) != 0)
             return -1;
-        }
-        if (k.found != 1) {
-            cli_failf(ctx, "invalid",
-                      k.found ? "--iris-image: %d modalities are of kind iriscode; use "
-                                "--template NAME=FILE to say which"
-                              : "--iris-image: no modality of kind iriscode is declared (abis "
-                                "modality add iris --kind iriscode)",
-                      k.found);
-            return -1;
-        }
-        snprintf(t->iris_modality, sizeof t->iris_modality, "%s", k.name);
-    }
     t->in = calloc(n, sizeof *t->in);
     t->vectors = calloc(n, sizeof *t->vectors);
     t->captures = calloc(n, sizeof *t->captures);
@@ -440,25 +488,35 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        int iris = i >= n_vec;
+        /* values i < n_vec are --OPT; then each capture option's in turn */
+        int cap = -1;
+        size_t nth = i;
+        if (i >= n_vec) {
+            nth = i - n_vec;
+            cap = 0;
+            while (nth >= n_cap[cap])
+                nth -= n_cap[cap++];
+        }
         t->n = i + 1;
-        const char *value = iris ? cli_arg_nth(a, "iris-image", i - n_vec) : cli_arg_nth(a, opt, i);
-        /* An --iris-image FILE[@EYE] is read as MODALITY=FILE[@EYE] of the iris modality. */
-        size_t need = strlen(value) + (iris ? strlen(t->iris_modality) + 2 : 1);
+        const char *value = cap >= 0 ? cli_arg_nth(a, capture_opts[cap].opt, nth)
+                                     : cli_arg_nth(a, opt, nth);
+        /* A capture option's FILE[@POSITION] is read as MODALITY=FILE[@POSITION]
+         * of its kind's modality. */
+        size_t need = strlen(value) + (cap >= 0 ? strlen(t->capture_modality[cap]) + 2 : 1);
         t->specs[i] = malloc(need);
         if (!t->specs[i]) {
             cli_templates_free(t);
             cli_failf(ctx, "nomem", "out of memory");
             return -1;
         }
-        if (iris)
-            snprintf(t->specs[i], need, "%s=%s", t->iris_modality, value);
+        if (cap >= 0)
+            snprintf(t->specs[i], need, "%s=%s", t->capture_modality[cap], value);
         else
             snprintf(t->specs[i], need, "%s", value);
         const char *file;
         int position;
-        if (split_template_spec(ctx, iris ? "iris-image" : opt, t->specs[i], &file, &position) !=
-            0) {
+        if (split_template_spec(ctx, cap >= 0 ? capture_opts[cap].opt : opt, t->specs[i], &file,
+                                &position) != 0) {
             cli_templates_free(t);
             return -1;
         }
@@ -466,7 +524,7 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
         t->in[i].position = position;
         t->in[i].quality = -1.0;
         abis_error err = {0};
-        if (iris) {
+        if (cap >= 0) {
             t->captures[i] = read_capture(ctx, file, &t->in[i].capture_size);
             if (!t->captures[i]) {
                 cli_templates_free(t);

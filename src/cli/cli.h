@@ -189,13 +189,16 @@ int cli_parse_position(const char *s);
 int cli_resolve_subject(const cli_ctx *ctx, const char *arg, abis_id *id);
 
 /* The templates of every --template MODALITY=FILE[@POSITION], read from
- * their files: `in` is ready for an engine call. */
+ * their files, and every capture (--iris-image FILE[@EYE], --face-photo
+ * FILE) of the one modality of its kind: `in` is ready for an engine call. */
+#define CLI_CAPTURE_KINDS 2
 typedef struct cli_templates {
     abis_template_input *in;
     float **vectors;          /* in[i].vector, owned here */
-    unsigned char **captures; /* in[i].capture (--iris-image), owned here */
+    unsigned char **captures; /* in[i].capture (--iris-image, --face-photo), owned here */
     char **specs;             /* copies of the option values that in[i].modality points into */
-    char iris_modality[ABIS_NAME_MAX + 1]; /* the declared modality of kind iriscode */
+    /* the declared modality of each capture option's kind (iriscode, face) */
+    char capture_modality[CLI_CAPTURE_KINDS][ABIS_NAME_MAX + 1];
     size_t n;
 } cli_templates;
 
@@ -203,6 +206,10 @@ typedef struct cli_templates {
  * 0, or reports the error and returns -1 (nothing to free then).  Release
  * with cli_templates_free. */
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t);
+/* Apply --face-models and --face-option to the face photo pipeline (for
+ * every capture this process makes into a template).  0, or -1 after a usage
+ * error. */
+int cli_face_configure(const cli_ctx *ctx, const cli_args *a);
 void cli_templates_free(cli_templates *t);
 
 #endif

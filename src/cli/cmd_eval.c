@@ -119,10 +119,13 @@ static int parse_common(const cli_ctx *ctx, const cli_args *a, eval_cfg *c, int 
         c->run.seed = (uint64_t)v;
     }
     c->run.nonmated_share = 0.3;
-    if ((s = cli_arg_get(a, "nonmated-share")) &&
-        (cli_parse_double(ctx, s, "--nonmated-share", &c->run.nonmated_share) != 0 ||
-         c->run.nonmated_share < 0 || c->run.nonmated_share >= 1))
-        return cli_usage_error(ctx, "--nonmated-share must be in [0, 1)"), -1;
+    if ((s = cli_arg_get(a, "nonmated-share")) && strcmp(s, "singletons") == 0) {
+        c->run.nonmated_share = 0;
+        c->run.nonmated_singletons = 1;
+    } else if (s && (cli_parse_double(ctx, s, "--nonmated-share", &c->run.nonmated_share) != 0 ||
+                     c->run.nonmated_share < 0 || c->run.nonmated_share >= 1)) {
+        return cli_usage_error(ctx, "--nonmated-share must be in [0, 1), or singletons"), -1;
+    }
     c->holdout = 0.5;
     if ((s = cli_arg_get(a, "holdout")) &&
         (cli_parse_double(ctx, s, "--holdout", &c->holdout) != 0 || c->holdout <= 0 ||
@@ -746,7 +749,7 @@ static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
         (use = calloc(set.n_records + 1, 1)) != NULL)
         for (size_t i = 0; i < set.n_pairs; i++)
             use[set.pairs[i].a] = use[set.pairs[i].b] = 1;
-    st = abis_eval_templates_load(&t, &set, use, kind, &rec, &err);
+    st = abis_eval_templates_load(&t, &set, use, kind, &rec, c->run.threads, rec.name, &err);
     free(use);
     if (st != ABIS_OK) {
         cli_fail(ctx, &err);
@@ -882,7 +885,8 @@ static int eval_fused(cli_ctx *ctx, const eval_cfg *c, system_t *sys, size_t *n_
         const abis_modality_kind *kind;
         if (resolve_modality(ctx, c, c->fuse[i], &rec, &kind) != 0)
             goto out;
-        if (abis_eval_templates_load(&t[i], &set, NULL, kind, &rec, &err) != ABIS_OK) {
+        if (abis_eval_templates_load(&t[i], &set, NULL, kind, &rec, c->run.threads, rec.name,
+                                     &err) != ABIS_OK) {
             cli_fail(ctx, &err);
             goto out;
         }
@@ -1023,7 +1027,7 @@ out:
 int cli_cmd_eval(cli_ctx *ctx, const cli_args *a)
 {
     eval_cfg c;
-    if (parse_common(ctx, a, &c, 1) != 0)
+    if (parse_common(ctx, a, &c, 1) != 0 || cli_face_configure(ctx, a) != 0)
         return CLI_EXIT_ERROR;
     if (c.n_fuse && c.n_sets > 1)
         return cli_usage_error(ctx, "--fuse takes one --set (a multimodal JSON Lines set)");
@@ -1062,7 +1066,7 @@ out:
 int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a)
 {
     eval_cfg c;
-    if (parse_common(ctx, a, &c, 0) != 0)
+    if (parse_common(ctx, a, &c, 0) != 0 || cli_face_configure(ctx, a) != 0)
         return CLI_EXIT_ERROR;
     if (!c.modality)
         return cli_usage_error(ctx, "missing --modality (the declared modality to calibrate)");
@@ -1089,7 +1093,8 @@ int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a)
     const abis_modality_kind *kind;
     if (resolve_modality(ctx, &c, c.modality, &rec, &kind) != 0)
         goto out;
-    if (abis_eval_templates_load(&t, &set, NULL, kind, &rec, &err) != ABIS_OK) {
+    if (abis_eval_templates_load(&t, &set, NULL, kind, &rec, c.run.threads, rec.name, &err) !=
+        ABIS_OK) {
         cli_fail(ctx, &err);
         goto out;
     }

@@ -25,20 +25,23 @@ static const cli_optspec modality_add_opts[] = {
     {"kind", 0, 1, 0}, {"dim", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec calibrate_opts[] = {{"file", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec dedup_opts[] = {{"fmr", 0, 1, 0}, {NULL, 0, 0, 0}};
+/* The face photo options every command that takes captures accepts. */
+#define FACE_OPTS {"face-photo", 0, 1, 1}, {"face-models", 0, 1, 0}, {"face-option", 0, 1, 1}
 static const cli_optspec enroll_opts[] = {
     {"segment", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"consent", 0, 1, 1},
     {"ref", 0, 1, 0},
-    {"channel", 0, 1, 0}, {"force", 0, 0, 0},    {NULL, 0, 0, 0},
+    {"channel", 0, 1, 0}, {"force", 0, 0, 0},    FACE_OPTS, {NULL, 0, 0, 0},
 };
 static const cli_optspec template_add_opts[] = {
     {"template", 0, 1, 0}, {"iris-image", 0, 1, 0}, {"replace", 0, 0, 0}, {"force", 0, 0, 0},
+    {"face-photo", 0, 1, 0}, {"face-models", 0, 1, 0}, {"face-option", 0, 1, 1},
     {NULL, 0, 0, 0}};
 static const cli_optspec verify_opts[] = {
     {"purpose", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"scores", 0, 0, 0},
-    {NULL, 0, 0, 0}};
+    FACE_OPTS, {NULL, 0, 0, 0}};
 static const cli_optspec identify_opts[] = {
     {"segment", 0, 1, 0}, {"purpose", 0, 1, 0}, {"template", 0, 1, 1},
-    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, {NULL, 0, 0, 0},
+    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, FACE_OPTS, {NULL, 0, 0, 0},
 };
 static const cli_optspec channel_opts[] = {{"channel", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec lock_opts[] = {{"modality", 0, 1, 0}, {NULL, 0, 0, 0}};
@@ -52,12 +55,14 @@ static const cli_optspec eval_opts[] = {
     {"dim", 0, 1, 0},       {"out", 'o', 1, 0},         {"name", 0, 1, 1},
     {"bootstrap", 0, 1, 0}, {"threads", 0, 1, 0},       {"check-calibration", 0, 0, 0},
     {"fuse", 0, 1, 0},      {"max-impostors", 0, 1, 0}, {"nonmated-share", 0, 1, 0},
-    {"seed", 0, 1, 0},      {"holdout", 0, 1, 0},       {NULL, 0, 0, 0},
+    {"seed", 0, 1, 0},      {"holdout", 0, 1, 0},       {"face-models", 0, 1, 0},
+    {"face-option", 0, 1, 1}, {NULL, 0, 0, 0},
 };
 static const cli_optspec calibrate_set_opts[] = {
     {"set", 0, 1, 0},       {"layout", 0, 1, 0},  {"pairs", 0, 1, 0},         {"protocol", 0, 1, 0},
     {"modality", 0, 1, 0},  {"holdout", 0, 1, 0}, {"gallery-size", 0, 1, 0},  {"seed", 0, 1, 0},
-    {"bootstrap", 0, 1, 0}, {"threads", 0, 1, 0}, {"max-impostors", 0, 1, 0}, {NULL, 0, 0, 0},
+    {"bootstrap", 0, 1, 0}, {"threads", 0, 1, 0}, {"max-impostors", 0, 1, 0},
+    {"face-models", 0, 1, 0}, {"face-option", 0, 1, 1}, {NULL, 0, 0, 0},
 };
 
 /* ---- the command table ----------------------------------------------------- */
@@ -72,7 +77,12 @@ static const cli_optspec calibrate_set_opts[] = {
     "content.  POSITION is 1-10 (fingers), 'right' (1) or 'left' (2) (eyes); leave it\n"           \
     "out when it does not apply.  --iris-image FILE[@left|@right] (repeatable) gives an\n"         \
     "eye image (BMP, PNG, TIFF, JPEG, PGM or an ISO/IEC 19794-6 record) for the\n"                 \
-    "modality of kind iriscode.\n"
+    "modality of kind iriscode.\n"                                                                 \
+    "--face-photo FILE (repeatable) gives a face photo (JPEG, PNG, BMP, TIFF, PGM) for\n"          \
+    "the modality of kind face: the template is made from it in memory and the photo\n"           \
+    "discarded.  --face-models DIR: face-api's model/ folder (default: $ABIS_FACE_MODELS\n"       \
+    "or where `make models` installed it); --face-option NAME=VALUE (repeatable):\n"             \
+    "detector=ssd|tiny, take_largest=1, and the quality gate's limits (docs/face.md).\n"
 
 /* clang-format off: the table reads best as one entry a paragraph */
 const cli_command cli_commands[] = {
@@ -115,17 +125,21 @@ const cli_command cli_commands[] = {
      purpose_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_purpose_add},
     {"purpose list", "", "list the purposes", "", no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_purpose_list},
 
-    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode",
+    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode | NAME --kind face",
      "declare a modality (face, voice, iris, ...)",
      "Options:\n"
      "  --kind vector     templates are N float32 values compared by cosine similarity\n"
      "  --dim N           the number of values of every template of this modality\n"
      "  --kind iriscode   templates are 2048-bit iris codes made from eye images\n"
      "                    (given with --iris-image); no --dim\n"
+     "  --kind face       templates are 128-value face descriptors made from photos\n"
+     "                    (given with --face-photo), compared by Euclidean distance\n"
+     "                    (score = 1 - distance); no --dim\n"
      "\n"
      "Examples:\n"
      "  abis modality add face --kind vector --dim 512\n"
-     "  abis modality add iris --kind iriscode\n",
+     "  abis modality add iris --kind iriscode\n"
+     "  abis modality add face --kind face\n",
      modality_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_modality_add},
     {"modality list", "", "list the modalities", "", no_opts, 0, 0, CLI_OPEN_RW,
      cli_cmd_modality_list},
@@ -320,13 +334,15 @@ const cli_command cli_commands[] = {
      "  --modality NAME      a modality declared in the --data store (its kind and\n"
      "                       dimension); without a store give --kind vector instead\n"
      "  --kind K, --dim N    evaluate without a store: vector (N: taken from the data if\n"
-     "                       absent) or iriscode (eye images; no --dim)\n"
+     "                       absent), iriscode (eye images; no --dim) or face (face\n"
+     "                       photos; no --dim; --face-models, --face-option as for enroll)\n"
      "  -o DIR, --out DIR    where the report and plots go (default ./eval-report)\n"
      "  --name NAME          the system's name in plots (repeat for several --set)\n"
      "  --bootstrap B        resamplings by identity for 95% intervals (default 100)\n"
      "  --threads T          comparison threads (default 2)\n"
      "  --max-impostors N    all: a seeded random sample of N impostor pairs\n"
-     "  --nonmated-share S   1n: share of identities kept out of the gallery (0.3)\n"
+     "  --nonmated-share S   1n: share of identities kept out of the gallery (0.3), or\n"
+     "                       singletons: the identities with one sample (LFW's 1:N)\n"
      "  --seed S             for sampling and splits (default 1)\n"
      "  --check-calibration  with the modality's stored calibration: its threshold and\n"
      "                       the FMR observed on this (held-out) set at 1e-2/1e-3/1e-4\n"
@@ -334,14 +350,16 @@ const cli_command cli_commands[] = {
      "                       of the identities, likelihood-ratio fusion on the rest\n"
      "                       (--holdout S, default 0.5); one DET with each and fused\n"
      "\n"
-     "A capture (image, audio) counts as a failure to acquire until an extractor for\n"
-     "its modality exists.  Exit 0; 1 when no metrics could be computed; 2 on error.\n"
+     "A capture (image, audio) the modality cannot turn into a template (no face\n"
+     "found, refused by the quality gate, no extractor for it) counts as a failure to\n"
+     "acquire.  Exit 0; 1 when no metrics could be computed; 2 on error.\n"
      "Layouts and protocols: docs/EVALUATION.md.\n"
      "\n"
      "Examples:\n"
      "  abis eval --set faces.jsonl --kind vector --out reports/face\n"
      "  abis eval --set lfw-templates/ --layout lfw --pairs lfw_pairs_dev.txt --modality face\n"
-     "  abis eval --set people.jsonl --kind vector --fuse face,voice --out reports/fused\n",
+     "  abis eval --set people.jsonl --kind vector --fuse face,voice --out reports/fused\n"
+     "  abis eval --set lfw/ --layout lfw --pairs lfw_pairs_dev.txt --kind face\n",
      eval_opts, 0, 0, CLI_OPEN_NONE, cli_cmd_eval},
 
     {"calibrate",
