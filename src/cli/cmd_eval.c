@@ -721,6 +721,57 @@ static const char *default_modality(const eval_cfg *c, const abis_eval_set *set)
     return "vector";
 }
 
+/* With a pairs file that has folds (LFW's), the accuracy under its
+ * protocol (metrics.c, abis_eval_fold_accuracy_compute): printed, and into
+ * s->extra as "fold_accuracy".  0, or -1 when out of memory. */
+static int fold_accuracy(const cli_ctx *ctx, const abis_eval_set *set, const abis_eval_templates *t,
+                         system_t *s)
+{
+    if (set->pairs_folds < 2 || set->n_pairs == 0)
+        return 0;
+    size_t n = set->n_pairs;
+    double *score = malloc(n * sizeof *score);
+    int *genuine = malloc(n * sizeof *genuine), *fold = malloc(n * sizeof *fold);
+    if (!score || !genuine || !fold) {
+        free(score), free(genuine), free(fold);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const abis_eval_pair *p = &set->pairs[i];
+        score[i] = t->tmpl[p->a] && t->tmpl[p->b]
+                       ? t->kind->compare(&t->mod, t->tmpl[p->a], t->len[p->a], t->tmpl[p->b],
+                                          t->len[p->b])
+                       : NAN;
+        genuine[i] = p->genuine;
+        fold[i] = p->fold;
+    }
+    abis_eval_fold_accuracy a;
+    abis_error err = {0};
+    abis_status st =
+        abis_eval_fold_accuracy_compute(score, genuine, fold, n, set->pairs_folds, &a, &err);
+    free(score), free(genuine), free(fold);
+    if (st == ABIS_E_NOMEM)
+        return -1;
+    if (st != ABIS_OK) {
+        if (!ctx->json)
+            fprintf(stderr, "abis: no fold accuracy: %s\n", err.message);
+        return 0;
+    }
+    if (!ctx->json)
+        printf("  accuracy, %d-fold cross-validation over the pairs file's folds: %.4f +- %.4f "
+               "(%zu pairs; the %zu without two templates decided no match); %.4f +- %.4f on "
+               "the %zu compared pairs\n",
+               a.folds, a.mean, a.se, a.pairs, a.pairs - a.compared, a.compared_mean,
+               a.compared_se, a.compared);
+    json_object_set_new(s->extra, "fold_accuracy",
+                        json_pack("{s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "folds", a.folds,
+                                  "pairs", (json_int_t)a.pairs, "compared",
+                                  (json_int_t)a.compared, "accuracy", a.mean, "se", a.se,
+                                  "compared_accuracy", a.compared_mean, "compared_se",
+                                  a.compared_se, "threshold_mean", a.threshold_mean));
+    return 0;
+}
+
 /* Evaluate one set as one system into *s. */
 static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
 {
@@ -807,6 +858,10 @@ static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
                 c->run.threads, t1 - t0, t3 - t2);
     if (!ctx->json)
         print_system(s, t.attempted, t.fte, t.fta, t.fta_reason);
+    if (c->protocol == ABIS_PROTOCOL_PAIRS && fold_accuracy(ctx, &set, &t, s) != 0) {
+        cli_failf(ctx, "nomem", "out of memory");
+        goto out;
+    }
     if (c->check && !s->is_1n && s->scores.n_impostor) {
         char *json = stored_calibration(ctx, &rec);
         abis_calibration *cal = NULL;

@@ -802,6 +802,7 @@ typedef struct pairs_ctx {
     size_t *start; /* records of identity i: by_id[start[i] .. start[i+1]) */
     uint32_t *by_id;
     int seen_header;
+    size_t fold_lines; /* pair lines per fold (0: no folds) */
 } pairs_ctx;
 
 /* The record of identity `name` with sample number `n` (the layout's number
@@ -844,11 +845,22 @@ static int pairs_line(char *line, size_t no, void *p)
     long a, b;
     if (!c->seen_header) {
         c->seen_header = 1;
-        if (n <= 2 && parse_long(f[0], &a) && (n == 1 || parse_long(f[1], &b)))
-            return 0; /* "<folds> <pairs per fold>" or "<count>" */
+        if (n <= 2 && parse_long(f[0], &a) && (n == 1 || parse_long(f[1], &b))) {
+            /* "<folds> <pairs per fold>": each fold lists that many genuine,
+             * then that many impostor pairs (LFW's pairs.txt) */
+            if (n == 2 && a >= 2 && a <= 1000 && b >= 1) {
+                set->pairs_folds = (int)a;
+                c->fold_lines = 2 * (size_t)b;
+            }
+            return 0; /* or "<count>" */
+        }
     }
     uint32_t ra, rb;
     int genuine;
+    size_t listed = set->pairs_genuine_listed + set->pairs_impostor_listed;
+    int fold = c->fold_lines ? (int)(listed / c->fold_lines) : -1;
+    if (fold >= set->pairs_folds)
+        fold = -1; /* more lines than the header announced */
     if (n == 3 && parse_long(f[1], &a) && parse_long(f[2], &b)) {
         genuine = 1;
         set->pairs_genuine_listed++;
@@ -875,7 +887,7 @@ static int pairs_line(char *line, size_t no, void *p)
             return -1;
         set->pairs = np;
     }
-    set->pairs[set->n_pairs++] = (abis_eval_pair){ra, rb, genuine};
+    set->pairs[set->n_pairs++] = (abis_eval_pair){ra, rb, genuine, fold};
     return 0;
 }
 

@@ -74,6 +74,7 @@ typedef struct abis_eval_record {
 typedef struct abis_eval_pair {
     uint32_t a, b;
     int genuine;
+    int fold; /* the pairs file's fold (0-based), or -1 when it has none */
 } abis_eval_pair;
 
 #define ABIS_EVAL_MAX_PROBLEMS 20 /* problem messages kept; the rest are only counted */
@@ -92,6 +93,8 @@ typedef struct abis_eval_set {
     size_t n_pairs;
     size_t pairs_unresolved;                            /* pairs naming samples not in the set */
     size_t pairs_genuine_listed, pairs_impostor_listed; /* as the pairs file lists them */
+    int pairs_folds; /* folds in the pairs file ("5 300": 5 folds of 300 genuine then 300
+                      * impostor pairs), or 0 */
     /* Malformed input (bad CSV / JSON Lines lines, unparsable pairs lines):
      * counted, and the first ABIS_EVAL_MAX_PROBLEMS messages kept ("line 12: ..."). */
     uint64_t n_problems;

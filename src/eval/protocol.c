@@ -165,7 +165,7 @@ static int pairlist_add(abis_eval_pairlist *l, uint32_t a, uint32_t b, int genui
         l->p = p;
         l->cap = cap;
     }
-    l->p[l->n++] = (abis_eval_pair){a, b, genuine};
+    l->p[l->n++] = (abis_eval_pair){a, b, genuine, -1};
     return 0;
 }
 
