@@ -306,6 +306,36 @@ static void test_exif_orientation_is_honoured(void **state)
     abis_image_free(&img);
 }
 
+/* ORL's portraits are cropped to the face: the detectors need the margin
+ * the pipeline adds when they find nothing at first. */
+static void test_tight_portrait_found_with_a_margin(void **state)
+{
+    (void)state;
+    need_inputs();
+    char path[1200];
+    snprintf(path, sizeof path, "%s/face/orl/s1/1.pgm", data_root());
+    unsigned char *buf;
+    size_t len;
+    abis_error err = {0};
+    if (abis_file_read(path, 1 << 20, &buf, &len, &err) != ABIS_OK) {
+        print_message("no ORL photos: skipped\n");
+        skip();
+    }
+    abis_face_options o;
+    abis_face_options_default(&o);
+    float d[ABIS_FACE_DIM];
+    abis_face_info info;
+    assert_status(abis_face_extract(buf, len, &o, d, &info, &err), ABIS_OK, &err);
+    assert_int_equal(info.width, 92);
+    /* reported in the photo's own coordinates */
+    assert_true(info.landmarks[2 * 30] > 20 && info.landmarks[2 * 30] < 72);
+    assert_true(info.landmarks[2 * 30 + 1] > 30 && info.landmarks[2 * 30 + 1] < 100);
+    o.retry_margin = 0;
+    assert_int_equal(abis_face_extract(buf, len, &o, d, &info, &err), ABIS_E_INVALID);
+    assert_non_null(strstr(err.message, "no face found"));
+    free(buf);
+}
+
 static void test_options_by_name(void **state)
 {
     (void)state;
@@ -390,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_quality_gate_refuses_with_reasons),
         cmocka_unit_test(test_bad_photos_are_refused_with_the_reason),
         cmocka_unit_test(test_exif_orientation_is_honoured),
+        cmocka_unit_test(test_tight_portrait_found_with_a_margin),
         cmocka_unit_test(test_options_by_name),
         cmocka_unit_test(test_missing_weights_say_how_to_install_them),
         cmocka_unit_test(test_threads_share_the_networks),

@@ -53,6 +53,9 @@ typedef struct abis_face_options {
     int take_largest;            /* "take_largest": 0 refuses a photo with several faces;
                                   * 1 takes the largest (0) */
     size_t max_pixels;           /* "max_pixels": larger photos are refused (40e6) */
+    double retry_margin;         /* "retry_margin": when no face is found, detect again with
+                                  * a grey margin of this share of the longer side all round
+                                  * (tightly cropped portraits); 0: no retry (0.25) */
     /* the quality gate (a check is off when its limit is 0, or 180 for angles) */
     double min_eye_distance; /* "min_eye_distance": pixels between the eye centres (20) */
     double min_sharpness;    /* "min_sharpness": variance of the Laplacian of the

@@ -21,6 +21,7 @@ void abis_face_options_default(abis_face_options *o)
     o->min_detection_score = 0.5; /* face-api's default for both detectors */
     o->take_largest = 0;
     o->max_pixels = 40000000;
+    o->retry_margin = 0.25;
     o->min_eye_distance = 20;
     o->min_sharpness = 5;
     o->max_yaw = 45;
@@ -42,6 +43,7 @@ static const struct {
     {"min_detection_score", K_DOUBLE, offsetof(abis_face_options, min_detection_score), 0.01, 0.99},
     {"take_largest", K_FLAG, offsetof(abis_face_options, take_largest), 0, 1},
     {"max_pixels", K_SIZE, offsetof(abis_face_options, max_pixels), 1, 1e9},
+    {"retry_margin", K_DOUBLE, offsetof(abis_face_options, retry_margin), 0, 2},
     {"min_eye_distance", K_DOUBLE, offsetof(abis_face_options, min_eye_distance), 0, 10000},
     {"min_sharpness", K_DOUBLE, offsetof(abis_face_options, min_sharpness), 0, 1e6},
     {"max_yaw", K_DOUBLE, offsetof(abis_face_options, max_yaw), 0, 180},
@@ -96,7 +98,8 @@ abis_status abis_face_options_set(abis_face_options *o, const char *name, const 
     }
     return abis_error_set(err, ABIS_E_INVALID,
                           "unknown face option '%s' (known: detector, tiny_input_size, "
-                          "min_detection_score, take_largest, max_pixels, min_eye_distance, "
+                          "min_detection_score, take_largest, max_pixels, retry_margin, "
+                          "min_eye_distance, "
                           "min_sharpness, max_yaw, max_roll, max_pitch, min_brightness, "
                           "max_brightness)",
                           name);

@@ -75,6 +75,35 @@ static abis_status refuse(abis_error *err, const char *fmt, ...)
     return abis_error_set(err, ABIS_E_INVALID, "%s", msg);
 }
 
+/* Detect faces with the detector the options choose. */
+static abis_status detect(nn_ctx *ctx, const face_models *models, const abis_face_options *o,
+                          const nn_image *im, nn_detection **dets, size_t *n, abis_error *err)
+{
+    if (o->detector == ABIS_FACE_TINY)
+        return nn_tinyface_detect(ctx, face_models_tiny(models), im, o->tiny_input_size,
+                                  o->min_detection_score, dets, n, err);
+    return nn_ssd_detect(ctx, face_models_ssd(models), im, o->min_detection_score, 100, dets, n,
+                         err);
+}
+
+/* `img` with a mid-grey border of `pad` pixels all round (a new image). */
+static abis_status add_margin(const abis_image *img, int pad, abis_image *out, abis_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int w = img->width + 2 * pad, h = img->height + 2 * pad;
+    out->pixels = malloc((size_t)w * h * 3);
+    if (!out->pixels)
+        return abis_error_set(err, ABIS_E_NOMEM, "out of memory adding a margin to the photo");
+    out->width = w;
+    out->height = h;
+    out->channels = 3;
+    memset(out->pixels, 128, (size_t)w * h * 3);
+    for (int y = 0; y < img->height; y++)
+        memcpy(out->pixels + ((size_t)(y + pad) * w + pad) * 3,
+               img->pixels + (size_t)y * img->width * 3, (size_t)img->width * 3);
+    return ABIS_OK;
+}
+
 abis_status abis_face_extract(const void *photo, size_t len, const abis_face_options *o,
                               float descriptor[ABIS_FACE_DIM], abis_face_info *info,
                               abis_error *err)
@@ -105,14 +134,24 @@ abis_status abis_face_extract(const void *photo, size_t len, const abis_face_opt
     nn_detection *dets = NULL;
     size_t n = 0;
     nn_tensor crop = {0};
-    if (opts.detector == ABIS_FACE_TINY)
-        st = nn_tinyface_detect(&ctx, face_models_tiny(models), &im, opts.tiny_input_size,
-                                opts.min_detection_score, &dets, &n, err);
-    else
-        st = nn_ssd_detect(&ctx, face_models_ssd(models), &im, opts.min_detection_score, 100, &dets,
-                           &n, err);
-    if (st != ABIS_OK)
+    abis_image padded = {0};
+    int pad = 0; /* the margin the rest of the pipeline works with */
+    if ((st = detect(&ctx, models, &opts, &im, &dets, &n, err)) != ABIS_OK)
         goto done;
+    if (n == 0 && opts.retry_margin > 0) {
+        /* A tightly cropped portrait gives the detectors no context around
+         * the face: try again with a grey margin around the photo. */
+        pad = (int)ceil(opts.retry_margin * (img.width > img.height ? img.width : img.height));
+        free(dets);
+        dets = NULL;
+        if ((st = add_margin(&img, pad, &padded, err)) != ABIS_OK ||
+            (st = detect(
+                 &ctx, models, &opts,
+                 &(nn_image){padded.width, padded.height, (size_t)padded.width * 3, padded.pixels},
+                 &dets, &n, err)) != ABIS_OK)
+            goto done;
+        im = (nn_image){padded.width, padded.height, (size_t)padded.width * 3, padded.pixels};
+    }
     info->faces = (int)n;
     if (n == 0) {
         st = refuse(err, "no face found in the photo (%d x %d pixels)", img.width, img.height);
@@ -136,11 +175,11 @@ abis_status abis_face_extract(const void *photo, size_t len, const abis_face_opt
     info->box[3] = box->h;
     info->score = dets[pick].score;
     /* 3. landmarks on the detection's region */
-    double W = img.width, H = img.height;
+    double W = im.width, H = im.height;
     nn_box rel = {box->x * (1 / W), box->y * (1 / H), box->w * (1 / W), box->h * (1 / H)};
     nn_box again = {rel.x * W, rel.y * H, rel.w * W, rel.h * H}; /* forSize(W, H) */
     int region[4];
-    clip_floor(&again, img.width, img.height, region);
+    clip_floor(&again, im.width, im.height, region);
     if (region[2] <= 0 || region[3] <= 0) {
         st = refuse(err, "the face found lies outside the photo");
         goto done;
@@ -156,7 +195,7 @@ abis_status abis_face_extract(const void *photo, size_t len, const abis_face_opt
     }
     /* 4. the descriptor crop */
     nn_box aligned = align_dlib(info->landmarks, region[2], region[3]);
-    clip_floor(&aligned, img.width, img.height, info->crop);
+    clip_floor(&aligned, im.width, im.height, info->crop);
     if (info->crop[2] <= 0 || info->crop[3] <= 0) {
         st = refuse(err, "the face's landmarks put its crop outside the photo");
         goto done;
@@ -176,10 +215,19 @@ abis_status abis_face_extract(const void *photo, size_t len, const abis_face_opt
     }
     info->quality = face_quality(info, &opts);
     st = nn_facerec_run(&ctx, face_models_facerec(models), &crop, descriptor, err);
+    if (pad) { /* back to the photo's coordinates */
+        info->box[0] -= pad;
+        info->box[1] -= pad;
+        info->crop[0] -= pad;
+        info->crop[1] -= pad;
+        for (int i = 0; i < 2 * ABIS_FACE_LANDMARKS; i++)
+            info->landmarks[i] -= (float)pad;
+    }
 done:
     nn_tensor_free(&crop);
     free(dets);
     nn_ctx_free(&ctx); /* wipes every buffer the photo's values passed through */
+    abis_image_free(&padded);
     abis_image_free(&img);
     return st;
 }
