@@ -119,6 +119,19 @@ static abis_status verify_as(fx *f, const abis_client *c, const abis_id *token, 
     return abis_client_verify(f->e, c, token, purpose, &t, 1, r, &f->err);
 }
 
+/* Identify sample 1 of `person` through client `c` in "city"; how many candidates. */
+static size_t identify_as(fx *f, const abis_client *c, uint64_t person, abis_candidate *cand,
+                          size_t k)
+{
+    float v[DIM];
+    abis_template_input t = face(v, person, 1);
+    size_t n = 0;
+    assert_status(
+        abis_client_identify(f->e, c, "city", consent_purpose, &t, 1, k, cand, &n, &f->err),
+        ABIS_OK, &f->err);
+    return n;
+}
+
 /* How many audit entries have `needle` in their JSON line. */
 static int audit_count(fx *f, const char *needle)
 {
@@ -135,6 +148,8 @@ static int audit_count(fx *f, const char *needle)
     free(text);
     return n;
 }
+
+static abis_id translate_via(fx *f, abis_id bank_token, const abis_client *c);
 
 /* ---- keys ---- */
 
@@ -196,14 +211,8 @@ static void test_rotation_replaces_the_key_and_keeps_pseudonyms(void **state)
     assert_status(abis_client_authenticate(f->e, f->bank_key, NULL, &c, &f->err),
                   ABIS_E_UNAUTHENTICATED, &f->err);
     c = auth(f, fresh);
-    float v[DIM];
-    abis_template_input t = face(v, 1, 1);
     abis_candidate cand[3];
-    size_t n = 0;
-    assert_status(
-        abis_client_identify(f->e, c, "city", consent_purpose, &t, 1, 3, cand, &n, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_as(f, c, 1, cand, 3), 1);
     assert_memory_equal(cand[0].subject_id.bytes, before.bytes, ABIS_ID_BYTES);
     abis_client_free(c);
 }
@@ -248,6 +257,50 @@ static void test_client_changes_by_another_process_are_seen(void **state)
     assert_status(abis_client_authenticate(f->e, key, NULL, &c, &f->err), ABIS_E_UNAUTHENTICATED,
                   &f->err);
     abis_engine_close(cli);
+}
+
+static void test_registry_changes_by_another_process_are_seen(void **state)
+{
+    fx *f = *state;
+    abis_client *bank = auth(f, f->bank_key);
+    abis_id token = enrol_as(f, bank, "city", 1);
+    abis_client_free(bank);
+    /* The operator adds a purpose, a modality and a client using both from
+     * another process while this engine (a running abisd) is open. */
+    abis_engine *cli = NULL;
+    abis_open_options o = {.data_dir = f->dir, .actor = "operator"};
+    assert_status(abis_engine_open(&o, &cli, &f->err), ABIS_OK, &f->err);
+    abis_purpose_def p = {.name = "late.purpose",
+                          .basis = ABIS_BASIS_STATUTORY,
+                          .target_fmr = 1e-4,
+                          .legal_ref = "Late Act s.1"};
+    assert_status(abis_purpose_add(cli, NULL, &p, &f->err), ABIS_OK, &f->err);
+    assert_status(abis_modality_add(cli, NULL, "voice", "vector", 16, &f->err), ABIS_OK, &f->err);
+    const char *seg = "city", *pur = "late.purpose";
+    abis_client_def d = {.name = "late",
+                         .segments = &seg,
+                         .n_segments = 1,
+                         .purposes = &pur,
+                         .n_purposes = 1,
+                         .operations = ABIS_CLIENT_OP_VERIFY | ABIS_CLIENT_OP_IDENTIFY};
+    char key[ABIS_API_KEY_LEN + 1];
+    assert_status(abis_client_add(cli, NULL, &d, key, &f->err), ABIS_OK, &f->err);
+    abis_engine_close(cli);
+    /* This engine knows them at its next authentication. */
+    abis_client *late = auth(f, key);
+    abis_id mine = translate_via(f, token, late);
+    abis_verify_result r;
+    assert_status(verify_as(f, late, &mine, 1, "late.purpose", &r), ABIS_OK, &f->err);
+    assert_int_equal(r.decision, ABIS_MATCH);
+    float v[16] = {1, 2, 3};
+    abis_template_input t = {.modality = "voice", .vector = v, .dim = 16, .quality = -1};
+    abis_candidate c[2];
+    size_t n = 9;
+    assert_status(
+        abis_client_identify(f->e, late, "city", "late.purpose", &t, 1, 2, c, &n, &f->err), ABIS_OK,
+        &f->err);
+    assert_int_equal(n, 0);
+    abis_client_free(late);
 }
 
 static void test_add_refuses_unknown_names_and_a_client_allowed_nothing(void **state)
@@ -316,18 +369,9 @@ static void test_pseudonyms_differ_between_clients_and_map_back(void **state)
     fx *f = *state;
     abis_client *bank = auth(f, f->bank_key), *gate = auth(f, f->gate_key);
     abis_id bank_token = enrol_as(f, bank, "city", 1);
-    float v[DIM];
-    abis_template_input t = face(v, 1, 1);
     abis_candidate a[2], b[2];
-    size_t na = 0, nb = 0;
-    assert_status(
-        abis_client_identify(f->e, bank, "city", consent_purpose, &t, 1, 2, a, &na, &f->err),
-        ABIS_OK, &f->err);
-    assert_status(
-        abis_client_identify(f->e, gate, "city", consent_purpose, &t, 1, 2, b, &nb, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(na, 1);
-    assert_int_equal(nb, 1);
+    assert_int_equal(identify_as(f, bank, 1, a, 2), 1);
+    assert_int_equal(identify_as(f, gate, 1, b, 2), 1);
     assert_memory_equal(a[0].subject_id.bytes, bank_token.bytes, ABIS_ID_BYTES);
     assert_memory_not_equal(a[0].subject_id.bytes, b[0].subject_id.bytes, ABIS_ID_BYTES);
     assert_string_equal(a[0].external_ref, "");
@@ -347,6 +391,15 @@ static abis_id translate(const abis_client *from, const abis_client *c, const ab
     abis_id subject, out;
     engine_client_token(from, token, &subject, 1);
     engine_client_token(c, &subject, &out, 0);
+    return out;
+}
+
+/* Client c's pseudonym of the subject the bank knows as `bank_token`. */
+static abis_id translate_via(fx *f, abis_id bank_token, const abis_client *c)
+{
+    abis_client *bank = auth(f, f->bank_key);
+    abis_id out = translate(bank, c, &bank_token);
+    abis_client_free(bank);
     return out;
 }
 
@@ -390,19 +443,10 @@ static void test_scores_only_with_the_raw_scores_right(void **state)
     assert_int_equal(r.decision, ABIS_MATCH);
     assert_int_equal(r.confidence, ABIS_CONFIDENCE_HIGH);
     assert_true(r.score == 0 && r.fmr == 0 && r.threshold == 0);
-    float v[DIM];
-    abis_template_input t = face(v, 1, 1);
     abis_candidate cand[2];
-    size_t n = 0;
-    assert_status(
-        abis_client_identify(f->e, bank, "city", consent_purpose, &t, 1, 2, cand, &n, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_as(f, bank, 1, cand, 2), 1);
     assert_true(cand[0].score == 0 && cand[0].fmr == 0);
-    assert_status(
-        abis_client_identify(f->e, gate, "city", consent_purpose, &t, 1, 2, cand, &n, &f->err),
-        ABIS_OK, &f->err);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_as(f, gate, 1, cand, 2), 1);
     assert_true(cand[0].score > 0.5 && cand[0].fmr > 0);
     abis_client_free(bank);
     abis_client_free(gate);
@@ -539,6 +583,7 @@ int main(void)
         T(test_rotation_replaces_the_key_and_keeps_pseudonyms),
         T(test_certificate_bound_client_needs_its_certificate),
         T(test_client_changes_by_another_process_are_seen),
+        T(test_registry_changes_by_another_process_are_seen),
         T(test_add_refuses_unknown_names_and_a_client_allowed_nothing),
         T(test_each_kind_of_refusal_is_forbidden_and_audited),
         T(test_pseudonyms_differ_between_clients_and_map_back),

@@ -627,22 +627,29 @@ abis_status abis_client_authenticate(abis_engine *e, const char *api_key,
                                      abis_error *err)
 {
     *out = NULL;
-    pthread_mutex_lock(&e->clients_mu);
     char key_id[ABIS_CLIENT_KEY_ID_HEX + 1] = "";
     unsigned char hash[ABIS_HASH_BYTES];
     client_entry *ce = NULL;
     abis_caller who = {.actor = "unauthenticated"};
     char actor[ABIS_TEXT_MAX + 1];
-    abis_status st = clients_refresh(e, err);
+    /* Everything that needs no lock first: the key's shape, its hash (always
+     * computed, so that an unknown key id and a wrong secret take the same
+     * time) and the store's clients_version. */
     int malformed = api_key_parse(api_key, key_id) != 0;
+    if (!malformed)
+        api_key_hash(e, api_key, hash);
+    int64_t version = 0;
+    abis_status st = engine_registry_sync(e, err);
+    if (st == ABIS_OK)
+        st = clients_version(e, &version, err);
+    pthread_mutex_lock(&e->clients_mu);
+    if (st == ABIS_OK && (!e->clients_loaded || version != e->clients_version))
+        st = clients_load(e, version, err);
     if (st == ABIS_OK && malformed)
         st = abis_error_set(err, ABIS_E_UNAUTHENTICATED,
                             "the API key is malformed (expected abis_ followed by 16 and 64 "
                             "lower-case hex digits, as 'abis client add' printed it)");
     if (st == ABIS_OK) {
-        /* Hash first, whatever the key id finds, so that an unknown id and a
-         * wrong secret take the same time. */
-        api_key_hash(e, api_key, hash);
         ce = entry_by_key_id(e, key_id);
         if (!ce || !abis_equal(hash, ce->rec.key_hash, sizeof hash)) {
             st = abis_error_set(err, ABIS_E_UNAUTHENTICATED, "unknown API key (key id %s)", key_id);
@@ -855,13 +862,21 @@ typedef struct client_call {
     segstate *seg;
     int replayed;
     engine_idem idem;
+    abis_client_result local; /* the result when the caller passed none */
 } client_call;
 
+/* *res (the call's result; cc->local when the caller passed NULL) is zeroed
+ * first; pass res = NULL for calls without one (verify, identify, view). */
 static abis_status client_prepare(abis_engine *e, const abis_client *cl, client_call *cc,
                                   uint32_t op_bit, const char *purpose, const abis_id *token,
-                                  const abis_idempotency *idem, abis_client_result *res,
+                                  const abis_idempotency *idem, abis_client_result **res,
                                   abis_error *err)
 {
+    if (res) {
+        if (!*res)
+            *res = &cc->local;
+        memset(*res, 0, sizeof **res);
+    }
     engine_state_rdlock(e);
     int exists = 0;
     cc->caller = caller_of(cl);
@@ -874,7 +889,7 @@ static abis_status client_prepare(abis_engine *e, const abis_client *cl, client_
     if (st == ABIS_OK && token)
         st = resolve_subject(e, cl, token, &cc->subject, &cc->seg, &exists, err);
     if (st == ABIS_OK && res)
-        st = idem_lookup(e, cl, idem, cc->audit_op, res, &cc->replayed, err);
+        st = idem_lookup(e, cl, idem, cc->audit_op, *res, &cc->replayed, err);
     engine_state_unlock(e);
     if (st != ABIS_OK)
         audit_refusal(e, &cc->caller, cc->audit_op, cc->seg ? cc->seg->rec.name : NULL,
@@ -886,10 +901,6 @@ abis_status abis_client_enroll(abis_engine *e, const abis_client *cl, const abis
                                const abis_enroll_request *req, abis_client_result *res,
                                abis_error *err)
 {
-    abis_client_result local;
-    if (!res)
-        res = &local;
-    memset(res, 0, sizeof *res);
     client_call cc = {.audit_op = "enroll"};
     abis_status st = ABIS_OK;
     if (!req)
@@ -897,7 +908,7 @@ abis_status abis_client_enroll(abis_engine *e, const abis_client *cl, const abis
     if ((req->external_ref && *req->external_ref) || req->force)
         return abis_error_set(err, ABIS_E_INVALID,
                               "clients cannot set an external reference or force an enrolment");
-    st = client_prepare(e, cl, &cc, ABIS_CLIENT_OP_ENROLL, NULL, NULL, idem, res, err);
+    st = client_prepare(e, cl, &cc, ABIS_CLIENT_OP_ENROLL, NULL, NULL, idem, &res, err);
     if (st != ABIS_OK || cc.replayed)
         return st;
     engine_state_rdlock(e);
@@ -931,13 +942,9 @@ abis_status abis_client_template_add(abis_engine *e, const abis_client *cl,
                                      const abis_template_input *tmpl, int replace,
                                      abis_client_result *res, abis_error *err)
 {
-    abis_client_result local;
-    if (!res)
-        res = &local;
-    memset(res, 0, sizeof *res);
     client_call cc = {.audit_op = replace ? "template.replace" : "template.add"};
     abis_status st =
-        client_prepare(e, cl, &cc, ABIS_CLIENT_OP_TEMPLATES, NULL, token, idem, res, err);
+        client_prepare(e, cl, &cc, ABIS_CLIENT_OP_TEMPLATES, NULL, token, idem, &res, err);
     if (st != ABIS_OK || cc.replayed)
         return st;
     st = engine_template_add(e, &cc.caller, idem ? &cc.idem : NULL, &cc.subject, tmpl, replace, 0,
@@ -1002,12 +1009,8 @@ abis_status abis_client_consent_set(abis_engine *e, const abis_client *cl,
                                     const char *purpose, int granted, abis_client_result *res,
                                     abis_error *err)
 {
-    abis_client_result local;
-    if (!res)
-        res = &local;
-    memset(res, 0, sizeof *res);
     client_call cc = {.audit_op = granted ? "consent.grant" : "consent.withdraw"};
-    abis_status st = client_prepare(e, cl, &cc, 0, purpose ? purpose : "", token, idem, res, err);
+    abis_status st = client_prepare(e, cl, &cc, 0, purpose ? purpose : "", token, idem, &res, err);
     if (st != ABIS_OK || cc.replayed)
         return st;
     st = engine_consent_set(e, &cc.caller, idem ? &cc.idem : NULL, &cc.subject, purpose, granted,
@@ -1022,12 +1025,8 @@ abis_status abis_client_lock_set(abis_engine *e, const abis_client *cl,
                                  const char *modality, int locked, abis_client_result *res,
                                  abis_error *err)
 {
-    abis_client_result local;
-    if (!res)
-        res = &local;
-    memset(res, 0, sizeof *res);
     client_call cc = {.audit_op = locked ? "lock" : "unlock"};
-    abis_status st = client_prepare(e, cl, &cc, 0, NULL, token, idem, res, err);
+    abis_status st = client_prepare(e, cl, &cc, 0, NULL, token, idem, &res, err);
     if (st != ABIS_OK || cc.replayed)
         return st;
     int all = !modality || !*modality || strcmp(modality, "*") == 0;
@@ -1050,12 +1049,8 @@ abis_status abis_client_lock_set(abis_engine *e, const abis_client *cl,
 abis_status abis_client_delete(abis_engine *e, const abis_client *cl, const abis_idempotency *idem,
                                const abis_id *token, abis_client_result *res, abis_error *err)
 {
-    abis_client_result local;
-    if (!res)
-        res = &local;
-    memset(res, 0, sizeof *res);
     client_call cc = {.audit_op = "delete"};
-    abis_status st = client_prepare(e, cl, &cc, 0, NULL, token, idem, res, err);
+    abis_status st = client_prepare(e, cl, &cc, 0, NULL, token, idem, &res, err);
     if (st != ABIS_OK || cc.replayed)
         return st;
     st = engine_delete(e, &cc.caller, idem ? &cc.idem : NULL, &cc.subject, err);

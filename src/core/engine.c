@@ -232,14 +232,11 @@ typedef struct load_ctx {
     abis_status st;
 } load_ctx;
 
-/* Add a modality to the cache with its calibration (stored, or the kind's default). */
-static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r, abis_error *err)
+/* A modality's calibration: the stored one, or its kind's default. */
+static abis_status load_calibration(abis_engine *e, const abis_modality_rec *r,
+                                    const abis_modality_kind *kind, abis_calibration **out,
+                                    abis_error *err)
 {
-    const abis_modality_kind *kind = abis_modality_kind_find(r->kind);
-    if (!kind)
-        return abis_error_set(err, ABIS_E_STORE,
-                              "modality '%s' has kind '%s', which this OpenABIS does not know",
-                              r->name, r->kind);
     char *json = NULL;
     char def[ABIS_DEFAULT_CALIBRATION_MAX];
     abis_status st = e->store->ops->calibration_get(e->store, r->id, &json, err);
@@ -249,11 +246,25 @@ static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r
     }
     if (st != ABIS_OK)
         return st;
-    abis_calibration *calib = NULL;
-    st = abis_calibration_parse(json ? json : def, &calib, err);
+    st = abis_calibration_parse(json ? json : def, out, err);
     free(json);
     if (st != ABIS_OK)
         return abis_error_prefix(err, "calibration of modality '%s'", r->name);
+    return ABIS_OK;
+}
+
+/* Add a modality to the cache with its calibration (stored, or the kind's default). */
+static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r, abis_error *err)
+{
+    const abis_modality_kind *kind = abis_modality_kind_find(r->kind);
+    if (!kind)
+        return abis_error_set(err, ABIS_E_STORE,
+                              "modality '%s' has kind '%s', which this OpenABIS does not know",
+                              r->name, r->kind);
+    abis_calibration *calib = NULL;
+    abis_status st = load_calibration(e, r, kind, &calib, err);
+    if (st != ABIS_OK)
+        return st;
     modality_entry *n = realloc(e->mods, (e->n_mods + 1) * sizeof *n);
     if (!n) {
         abis_calibration_free(calib);
@@ -267,10 +278,20 @@ static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r
     return ABIS_OK;
 }
 
+/* The cache_* callbacks add what the cache lacks (all of it at open; what
+ * another process added, at engine_registry_sync) and refresh what may
+ * change (a modality's calibration). */
 static int cache_modality(const abis_modality_rec *r, void *ctx)
 {
     load_ctx *l = ctx;
-    l->st = add_modality_entry(l->e, r, l->err);
+    modality_entry *m = engine_modality_by_id(l->e, r->id, NULL);
+    abis_calibration *calib = NULL;
+    if (!m) {
+        l->st = add_modality_entry(l->e, r, l->err);
+    } else if ((l->st = load_calibration(l->e, &m->rec, m->kind, &calib, l->err)) == ABIS_OK) {
+        abis_calibration_free(m->calib);
+        m->calib = calib;
+    }
     return l->st != ABIS_OK;
 }
 
@@ -287,7 +308,8 @@ static abis_status add_purpose_entry(abis_engine *e, const abis_purpose_rec *r, 
 static int cache_purpose(const abis_purpose_rec *r, void *ctx)
 {
     load_ctx *l = ctx;
-    l->st = add_purpose_entry(l->e, r, l->err);
+    if (!engine_purpose_by_id(l->e, r->id, NULL))
+        l->st = add_purpose_entry(l->e, r, l->err);
     return l->st != ABIS_OK;
 }
 
@@ -308,7 +330,8 @@ static abis_status add_segment_entry(abis_engine *e, const abis_segment_rec *r, 
 static int cache_segment(const abis_segment_rec *r, void *ctx)
 {
     load_ctx *l = ctx;
-    l->st = add_segment_entry(l->e, r, l->err);
+    if (!engine_segment_by_id(l->e, r->id))
+        l->st = add_segment_entry(l->e, r, l->err);
     return l->st != ABIS_OK;
 }
 
@@ -337,6 +360,43 @@ static abis_status load_registry(abis_engine *e, abis_error *err)
             e->dedup_fmr = v;
     }
     return ABIS_OK;
+}
+
+/* The meta setting "registry_version": a counter every registry change
+ * increments in its transaction (0 when never set). */
+static int64_t registry_version(abis_engine *e)
+{
+    char buf[32];
+    if (e->store->ops->meta_get(e->store, "registry_version", buf, sizeof buf, NULL) != ABIS_OK)
+        return 0;
+    return strtoll(buf, NULL, 10);
+}
+
+/* Inside a registry write's transaction. */
+static abis_status registry_bump(abis_engine *e, abis_error *err)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)(registry_version(e) + 1));
+    return e->store->ops->meta_set(e->store, "registry_version", buf, err);
+}
+
+abis_status engine_registry_sync(abis_engine *e, abis_error *err)
+{
+    int64_t v = registry_version(e);
+    if (v == e->registry_version)
+        return ABIS_OK;
+    pthread_mutex_lock(&e->write_mu);
+    abis_status st = ABIS_OK;
+    if (v != e->registry_version) {
+        engine_state_wrlock(e);
+        st = load_registry(e, err);
+        engine_grow_segments(e);
+        engine_state_unlock(e);
+        if (st == ABIS_OK)
+            e->registry_version = v;
+    }
+    pthread_mutex_unlock(&e->write_mu);
+    return st;
 }
 
 /* Look a subject up and its segment; NOT_FOUND says "no such subject". */
@@ -554,6 +614,7 @@ abis_status abis_engine_open(const abis_open_options *opts, abis_engine **out, a
         st = e->store->ops->migrate(e->store, err);
     if (st == ABIS_OK) {
         abis_audit_init(&e->audit, e->store, &e->master);
+        e->registry_version = registry_version(e);
         st = load_registry(e, err);
     }
     if (st == ABIS_OK && !opts->read_only)
@@ -598,17 +659,20 @@ abis_status engine_write_audited(abis_engine *e, const abis_caller *c, engine_wr
 
 static abis_status write_segment_add(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->segment_add(e->store, arg, err);
+    abis_status st = e->store->ops->segment_add(e->store, arg, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 static abis_status write_purpose_add(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->purpose_add(e->store, arg, err);
+    abis_status st = e->store->ops->purpose_add(e->store, arg, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 static abis_status write_modality_add(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->modality_add(e->store, arg, err);
+    abis_status st = e->store->ops->modality_add(e->store, arg, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 typedef struct calib_arg {
@@ -619,7 +683,8 @@ typedef struct calib_arg {
 static abis_status write_calibration(abis_engine *e, void *arg, abis_error *err)
 {
     calib_arg *a = arg;
-    return e->store->ops->calibration_set(e->store, a->modality_id, a->json, err);
+    abis_status st = e->store->ops->calibration_set(e->store, a->modality_id, a->json, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 typedef struct meta_arg {
@@ -629,7 +694,8 @@ typedef struct meta_arg {
 static abis_status write_meta(abis_engine *e, void *arg, abis_error *err)
 {
     meta_arg *a = arg;
-    return e->store->ops->meta_set(e->store, a->key, a->value, err);
+    abis_status st = e->store->ops->meta_set(e->store, a->key, a->value, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 abis_status abis_segment_add(abis_engine *e, const abis_caller *c, const char *name,

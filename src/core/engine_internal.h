@@ -115,7 +115,8 @@ struct abis_engine {
     size_t n_segs;
     client_entry *clients;
     size_t n_clients;
-    int64_t clients_version; /* meta "clients_version" the cache was loaded at */
+    int64_t clients_version;          /* meta "clients_version" the cache was loaded at */
+    _Atomic int64_t registry_version; /* meta "registry_version" the registry caches hold */
     int clients_loaded;
 };
 
@@ -127,6 +128,11 @@ void engine_state_wrlock(abis_engine *e);
 void engine_state_unlock(abis_engine *e);
 int64_t abis_now_ms(void);
 const char *engine_actor(const abis_engine *e, const abis_caller *c);
+/* Bring the registry caches up to the store when another process (the
+ * `abis` command beside a running abisd) changed the registry: adds new
+ * segments, purposes and modalities and reloads calibrations and the dedup
+ * setting.  One read when nothing changed. */
+abis_status engine_registry_sync(abis_engine *e, abis_error *err);
 /* Validate a registry name: [a-z0-9._-], 1..63, starting with a letter or digit. */
 abis_status engine_check_name(const char *what, const char *name, abis_error *err);
 abis_status engine_refuse_if_read_only(abis_engine *e, abis_error *err);

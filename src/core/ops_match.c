@@ -86,9 +86,15 @@ static int verify_one(const abis_template_rec *r, void *ctx)
         return 0;
     size_t len = 0;
     v->st = engine_unseal_template(v->e, r, v->segment_id, v->m, v->buf, v->cap, &len, v->err);
-    if (v->st != ABIS_OK)
+    if (v->st != ABIS_OK) {
+        size_t plain = r->sealed_len > ABIS_SEAL_OVERHEAD ? r->sealed_len - ABIS_SEAL_OVERHEAD : 0;
+        abis_wipe(v->buf, plain < v->cap ? plain : v->cap);
         return 1;
+    }
     double score = v->m->kind->compare(&v->m->rec, v->probe, v->probe_len, v->buf, len);
+    /* Wipe what was unsealed now, so that the scratch buffer (large enough
+     * for any kind) need not be wiped whole when it is freed. */
+    abis_wipe(v->buf, len);
     if (!v->compared || score > v->best)
         v->best = score;
     v->compared = 1;
@@ -196,7 +202,7 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
         }
     }
     if (buf)
-        abis_modality_free_template(buf, ABIS_TEMPLATE_MAX);
+        free(buf); /* every use was wiped (verify_one) */
     if (st == ABIS_OK) {
         /* One probe: its calibrated FMR against the target.  Several probes
          * (modalities, or samples of one): fused by likelihood ratio when
@@ -371,7 +377,7 @@ static abis_status identify_fused(abis_engine *e, segstate *seg, const abis_purp
     }
     *n_out = n;
     if (buf)
-        abis_modality_free_template(buf, cap);
+        free(buf); /* every use was wiped (verify_one) */
     abis_idmap_free(&seen);
     free(cands);
     free(calibs);

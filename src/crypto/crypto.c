@@ -206,6 +206,12 @@ void abis_hash2(const void *a, size_t alen, const void *b, size_t blen, unsigned
     crypto_generichash_final(&st, out, 32);
 }
 
+void abis_wipe(void *p, size_t len)
+{
+    if (p && len)
+        sodium_memzero(p, len);
+}
+
 void abis_wipe_free(void *p, size_t len)
 {
     if (p) {

@@ -94,6 +94,8 @@ void abis_sha256(const void *msg, size_t len, unsigned char out[32]);
 void abis_pseudonym(const abis_key *k, const unsigned char in[16], unsigned char out[16],
                     int inverse);
 
+/* Wipe `len` bytes (sodium_memzero). */
+void abis_wipe(void *p, size_t len);
 /* Wipe `len` bytes (sodium_memzero) and free them: for buffers that held
  * biometric data or keys.  NULL is allowed. */
 void abis_wipe_free(void *p, size_t len);

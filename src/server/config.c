@@ -33,8 +33,10 @@ static const opt opts[] = {
     {"data", STR(data), "./var", "the data directory (abis init)"},
     {"listen", STR(listen), "127.0.0.1:8080",
      "ADDR:PORT to listen on ([::1]:8080 for IPv6; port 0: any free port)"},
-    {"threads", NUM(OPT_INT, threads, 1, 256), "8", "HTTP threads"},
-    {"max_inflight", NUM(OPT_INT, max_inflight, 1, 4096), "6",
+    {"threads", NUM(OPT_INT, threads, 1, 1024), "64",
+     "HTTP threads; a thread waits with its request for the audit group commit, so many "
+     "threads (not cores) let many requests share one fsync"},
+    {"max_inflight", NUM(OPT_INT, max_inflight, 1, 4096), "48",
      "requests handled at once; more get 503 (keep it below threads, so that some threads "
      "answer 503 and health checks at once)"},
     {"max_connections", NUM(OPT_INT, max_connections, 1, 1000000), "1024",

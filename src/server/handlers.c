@@ -56,8 +56,9 @@ static void write_done(abisd_request *rq, abis_status st, const abis_error *err,
         abisd_respond_empty(rq, ok_status);
 }
 
-void abisd_handle_enroll(abisd_request *rq, abisd_body *b)
+void abisd_handle_enroll(abisd_request *rq, abisd_body *b, int arg)
 {
+    (void)arg;
     abis_enroll_request req = {.segment = b->segment,
                                .templates = b->templates.in,
                                .n_templates = b->templates.n,
@@ -76,8 +77,9 @@ void abisd_handle_enroll(abisd_request *rq, abisd_body *b)
     write_done(rq, st, &err, &r, 201, json_pack("{s:o}", "subject_id", id_json(&r.subject)));
 }
 
-void abisd_handle_template_add(abisd_request *rq, abisd_body *b)
+void abisd_handle_template_add(abisd_request *rq, abisd_body *b, int arg)
 {
+    (void)arg;
     abis_id token;
     if (path_subject(rq, &token) != 0)
         return;
@@ -92,8 +94,9 @@ void abisd_handle_template_add(abisd_request *rq, abisd_body *b)
                          id_json(&r.template_id)));
 }
 
-void abisd_handle_verify(abisd_request *rq, abisd_body *b)
+void abisd_handle_verify(abisd_request *rq, abisd_body *b, int arg)
 {
+    (void)arg;
     abis_id token;
     if (path_subject(rq, &token) != 0)
         return;
@@ -115,8 +118,9 @@ void abisd_handle_verify(abisd_request *rq, abisd_body *b)
     abisd_respond_json(rq, 200, o);
 }
 
-void abisd_handle_identify(abisd_request *rq, abisd_body *b)
+void abisd_handle_identify(abisd_request *rq, abisd_body *b, int arg)
 {
+    (void)arg;
     abis_candidate *c = calloc(b->k, sizeof *c);
     if (!c) {
         abis_error err = {ABIS_E_NOMEM, "out of memory"};
@@ -148,8 +152,9 @@ void abisd_handle_identify(abisd_request *rq, abisd_body *b)
         rq, 200, json_pack("{s:s, s:o}", "decision", n ? "match" : "no_match", "candidates", arr));
 }
 
-static void consent(abisd_request *rq, int granted)
+void abisd_handle_consent(abisd_request *rq, abisd_body *b, int granted)
 {
+    (void)b;
     abis_id token;
     if (path_subject(rq, &token) != 0)
         return;
@@ -164,19 +169,7 @@ static void consent(abisd_request *rq, int granted)
                          "consent", granted ? "granted" : "withdrawn"));
 }
 
-void abisd_handle_consent_put(abisd_request *rq, abisd_body *b)
-{
-    (void)b;
-    consent(rq, 1);
-}
-
-void abisd_handle_consent_delete(abisd_request *rq, abisd_body *b)
-{
-    (void)b;
-    consent(rq, 0);
-}
-
-static void lock(abisd_request *rq, abisd_body *b, int locked)
+void abisd_handle_lock(abisd_request *rq, abisd_body *b, int locked)
 {
     abis_id token;
     if (path_subject(rq, &token) != 0)
@@ -192,18 +185,9 @@ static void lock(abisd_request *rq, abisd_body *b, int locked)
                          b->modality && *b->modality ? b->modality : "*", "locked", locked));
 }
 
-void abisd_handle_lock(abisd_request *rq, abisd_body *b)
+void abisd_handle_delete(abisd_request *rq, abisd_body *b, int arg)
 {
-    lock(rq, b, 1);
-}
-
-void abisd_handle_unlock(abisd_request *rq, abisd_body *b)
-{
-    lock(rq, b, 0);
-}
-
-void abisd_handle_delete(abisd_request *rq, abisd_body *b)
-{
+    (void)arg;
     (void)b;
     abis_id token;
     if (path_subject(rq, &token) != 0)
@@ -217,8 +201,9 @@ void abisd_handle_delete(abisd_request *rq, abisd_body *b)
 }
 
 /* The person's view: what is held (never template data), or who used it. */
-static void view(abisd_request *rq, int history)
+void abisd_handle_view(abisd_request *rq, abisd_body *b, int history)
 {
+    (void)b;
     abis_id token;
     if (path_subject(rq, &token) != 0)
         return;
@@ -270,20 +255,9 @@ static void view(abisd_request *rq, int history)
     abisd_respond_json(rq, 200, o);
 }
 
-void abisd_handle_show(abisd_request *rq, abisd_body *b)
+void abisd_handle_health(abisd_request *rq, abisd_body *b, int arg)
 {
-    (void)b;
-    view(rq, 0);
-}
-
-void abisd_handle_history(abisd_request *rq, abisd_body *b)
-{
-    (void)b;
-    view(rq, 1);
-}
-
-void abisd_handle_health(abisd_request *rq, abisd_body *b)
-{
+    (void)arg;
     (void)b;
     int down = abisd_shutting_down(rq->srv);
     abisd_respond_json(rq, down ? 503 : 200,
@@ -291,8 +265,9 @@ void abisd_handle_health(abisd_request *rq, abisd_body *b)
                                  "version", ABISD_VERSION, "in_flight", abisd_inflight(rq->srv)));
 }
 
-void abisd_handle_metrics(abisd_request *rq, abisd_body *b)
+void abisd_handle_metrics(abisd_request *rq, abisd_body *b, int arg)
 {
+    (void)arg;
     (void)b;
     char *text = abisd_metrics_render(abisd_metrics_of(rq->srv), abisd_engine(rq->srv),
                                       abisd_inflight(rq->srv));

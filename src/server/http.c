@@ -416,7 +416,7 @@ static void on_complete(abisd_request *rq)
         }
     }
     if (ok)
-        rq->route->handler(rq, &body);
+        rq->route->handler(rq, &body, rq->route->arg);
     else
         abisd_respond_error(rq, &e);
     abisd_body_free(&body);

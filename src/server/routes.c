@@ -18,20 +18,20 @@
 
 /* clang-format off */
 const abisd_route abisd_routes[] = {
-    /* method   pattern                                     auth write body                  fields             required */
-    {"POST",   "/v1/subjects",                              1, 1, ABISD_BODY_REQUIRED, SEG | TMS | CON,    SEG | TMS, abisd_handle_enroll},
-    {"POST",   "/v1/subjects/{id}/templates",               1, 1, ABISD_BODY_REQUIRED, TM1 | REP,          TM1,       abisd_handle_template_add},
-    {"POST",   "/v1/subjects/{id}/verify",                  1, 0, ABISD_BODY_REQUIRED, PUR | TMS,          PUR | TMS, abisd_handle_verify},
-    {"POST",   "/v1/identify",                              1, 0, ABISD_BODY_REQUIRED, SEG | PUR | TMS | K, SEG | PUR | TMS, abisd_handle_identify},
-    {"PUT",    "/v1/subjects/{id}/consents/{purpose}",      1, 1, ABISD_BODY_OPTIONAL, 0,                  0,         abisd_handle_consent_put},
-    {"DELETE", "/v1/subjects/{id}/consents/{purpose}",      1, 1, ABISD_BODY_OPTIONAL, 0,                  0,         abisd_handle_consent_delete},
-    {"POST",   "/v1/subjects/{id}/lock",                    1, 1, ABISD_BODY_OPTIONAL, MOD,                0,         abisd_handle_lock},
-    {"POST",   "/v1/subjects/{id}/unlock",                  1, 1, ABISD_BODY_OPTIONAL, MOD,                0,         abisd_handle_unlock},
-    {"DELETE", "/v1/subjects/{id}",                         1, 1, ABISD_BODY_OPTIONAL, 0,                  0,         abisd_handle_delete},
-    {"GET",    "/v1/subjects/{id}",                         1, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_show},
-    {"GET",    "/v1/subjects/{id}/history",                 1, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_history},
-    {"GET",    "/v1/health",                                0, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_health},
-    {"GET",    "/metrics",                                  0, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_metrics},
+    /* method   pattern                                     auth write body                  fields             required   handler, arg */
+    {"POST",   "/v1/subjects",                              1, 1, ABISD_BODY_REQUIRED, SEG | TMS | CON,    SEG | TMS, abisd_handle_enroll, 0},
+    {"POST",   "/v1/subjects/{id}/templates",               1, 1, ABISD_BODY_REQUIRED, TM1 | REP,          TM1,       abisd_handle_template_add, 0},
+    {"POST",   "/v1/subjects/{id}/verify",                  1, 0, ABISD_BODY_REQUIRED, PUR | TMS,          PUR | TMS, abisd_handle_verify, 0},
+    {"POST",   "/v1/identify",                              1, 0, ABISD_BODY_REQUIRED, SEG | PUR | TMS | K, SEG | PUR | TMS, abisd_handle_identify, 0},
+    {"PUT",    "/v1/subjects/{id}/consents/{purpose}",      1, 1, ABISD_BODY_OPTIONAL, 0,                  0,         abisd_handle_consent, 1},
+    {"DELETE", "/v1/subjects/{id}/consents/{purpose}",      1, 1, ABISD_BODY_OPTIONAL, 0,                  0,         abisd_handle_consent, 0},
+    {"POST",   "/v1/subjects/{id}/lock",                    1, 1, ABISD_BODY_OPTIONAL, MOD,                0,         abisd_handle_lock, 1},
+    {"POST",   "/v1/subjects/{id}/unlock",                  1, 1, ABISD_BODY_OPTIONAL, MOD,                0,         abisd_handle_lock, 0},
+    {"DELETE", "/v1/subjects/{id}",                         1, 1, ABISD_BODY_OPTIONAL, 0,                  0,         abisd_handle_delete, 0},
+    {"GET",    "/v1/subjects/{id}",                         1, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_view, 0},
+    {"GET",    "/v1/subjects/{id}/history",                 1, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_view, 1},
+    {"GET",    "/v1/health",                                0, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_health, 0},
+    {"GET",    "/metrics",                                  0, 0, ABISD_BODY_NONE,     0,                  0,         abisd_handle_metrics, 0},
 };
 /* clang-format on */
 const size_t abisd_n_routes = sizeof abisd_routes / sizeof abisd_routes[0];

@@ -195,7 +195,8 @@ typedef struct abisd_route {
     int write;           /* changes data: takes an Idempotency-Key */
     abisd_body_kind body;
     unsigned fields, required; /* ABISD_F_* of the body */
-    void (*handler)(abisd_request *rq, abisd_body *body);
+    void (*handler)(abisd_request *rq, abisd_body *body, int arg);
+    int arg; /* passed to the handler: one handler serves a pair of routes */
 } abisd_route;
 
 extern const abisd_route abisd_routes[];
@@ -210,19 +211,16 @@ const abisd_route *abisd_route_match(const char *method, const char *path,
 
 /* ---- handlers.c -------------------------------------------------------------------------- */
 
-void abisd_handle_enroll(abisd_request *rq, abisd_body *b);
-void abisd_handle_template_add(abisd_request *rq, abisd_body *b);
-void abisd_handle_verify(abisd_request *rq, abisd_body *b);
-void abisd_handle_identify(abisd_request *rq, abisd_body *b);
-void abisd_handle_consent_put(abisd_request *rq, abisd_body *b);
-void abisd_handle_consent_delete(abisd_request *rq, abisd_body *b);
-void abisd_handle_lock(abisd_request *rq, abisd_body *b);
-void abisd_handle_unlock(abisd_request *rq, abisd_body *b);
-void abisd_handle_delete(abisd_request *rq, abisd_body *b);
-void abisd_handle_show(abisd_request *rq, abisd_body *b);
-void abisd_handle_history(abisd_request *rq, abisd_body *b);
-void abisd_handle_health(abisd_request *rq, abisd_body *b);
-void abisd_handle_metrics(abisd_request *rq, abisd_body *b);
+void abisd_handle_enroll(abisd_request *rq, abisd_body *b, int arg);
+void abisd_handle_template_add(abisd_request *rq, abisd_body *b, int arg);
+void abisd_handle_verify(abisd_request *rq, abisd_body *b, int arg);
+void abisd_handle_identify(abisd_request *rq, abisd_body *b, int arg);
+void abisd_handle_consent(abisd_request *rq, abisd_body *b, int granted);
+void abisd_handle_lock(abisd_request *rq, abisd_body *b, int locked);
+void abisd_handle_delete(abisd_request *rq, abisd_body *b, int arg);
+void abisd_handle_view(abisd_request *rq, abisd_body *b, int history);
+void abisd_handle_health(abisd_request *rq, abisd_body *b, int arg);
+void abisd_handle_metrics(abisd_request *rq, abisd_body *b, int arg);
 
 /* ---- http.c ---------------------------------------------------------------------------------- */
 

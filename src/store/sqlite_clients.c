@@ -77,61 +77,57 @@ static abis_status check_client(const abis_client_rec *r, abis_error *err)
     return st;
 }
 
-abis_status sq_client_add(abis_store *base, abis_client_rec *r, abis_error *err)
+/* The generic core of client_add (r->id filled) and client_update (by r->id). */
+static abis_status write_client(sq_store *s, abis_client_rec *r, int add, abis_error *err)
 {
-    sq_store *s = sq_of(base);
-    abis_status st = sq_need_tx(s, "client_add", err);
+    abis_status st = sq_need_tx(s, add ? "client_add" : "client_update", err);
     if (st == ABIS_OK)
         st = check_client(r, err);
     sqlite3_stmt *q;
-    if (st != ABIS_OK ||
-        (st = sq_prepare(s, SQ_CLIENT_ADD, s->db,
-                         "INSERT INTO clients (name, key_id, key_hash, operations, rights,"
-                         " rate_limit, cert_sha256, secret, revoked, created_at, rotated_at,"
-                         " revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                         &q, err)) != ABIS_OK)
+    if (st != ABIS_OK)
         return st;
-    int rc = sqlite3_bind_text(q, 1, r->name, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = bind_client(q, r);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE)
-        r->id = sqlite3_last_insert_rowid(s->db);
-    else if (rc == SQLITE_CONSTRAINT_UNIQUE)
-        st = abis_error_set(err, ABIS_E_EXISTS, "client '%s' already exists", r->name);
+    if (add)
+        st = sq_prepare(s, SQ_CLIENT_ADD, s->db,
+                        "INSERT INTO clients (name, key_id, key_hash, operations, rights,"
+                        " rate_limit, cert_sha256, secret, revoked, created_at, rotated_at,"
+                        " revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        &q, err);
     else
-        st = sq_fail(s, s->db, rc, "adding a client", err);
-    sq_done(q);
-    return st;
-}
-
-abis_status sq_client_update(abis_store *base, const abis_client_rec *r, abis_error *err)
-{
-    sq_store *s = sq_of(base);
-    abis_status st = sq_need_tx(s, "client_update", err);
-    if (st == ABIS_OK)
-        st = check_client(r, err);
-    sqlite3_stmt *q;
-    if (st != ABIS_OK ||
-        (st = sq_prepare(s, SQ_CLIENT_UPDATE, s->db,
-                         "UPDATE clients SET key_id = ?2, key_hash = ?3, operations = ?4,"
-                         " rights = ?5, rate_limit = ?6, cert_sha256 = ?7, secret = ?8,"
-                         " revoked = ?9, created_at = ?10, rotated_at = ?11, revoked_at = ?12"
-                         " WHERE id = ?1",
-                         &q, err)) != ABIS_OK)
+        st = sq_prepare(s, SQ_CLIENT_UPDATE, s->db,
+                        "UPDATE clients SET key_id = ?2, key_hash = ?3, operations = ?4,"
+                        " rights = ?5, rate_limit = ?6, cert_sha256 = ?7, secret = ?8,"
+                        " revoked = ?9, created_at = ?10, rotated_at = ?11, revoked_at = ?12"
+                        " WHERE id = ?1",
+                        &q, err);
+    if (st != ABIS_OK)
         return st;
-    int rc = sqlite3_bind_int64(q, 1, r->id);
+    int rc =
+        add ? sqlite3_bind_text(q, 1, r->name, -1, SQLITE_STATIC) : sqlite3_bind_int64(q, 1, r->id);
     if (rc == SQLITE_OK)
         rc = bind_client(q, r);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(q);
-    if (rc != SQLITE_DONE)
-        st = sq_fail(s, s->db, rc, "updating a client", err);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        st = abis_error_set(err, ABIS_E_EXISTS, "client '%s' already exists", r->name);
+    else if (rc != SQLITE_DONE)
+        st = sq_fail(s, s->db, rc, add ? "adding a client" : "updating a client", err);
+    else if (add)
+        r->id = sqlite3_last_insert_rowid(s->db);
     else if (sqlite3_changes(s->db) == 0)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "no client with id %lld", (long long)r->id);
     sq_done(q);
     return st;
+}
+
+abis_status sq_client_add(abis_store *base, abis_client_rec *r, abis_error *err)
+{
+    return write_client(sq_of(base), r, 1, err);
+}
+
+abis_status sq_client_update(abis_store *base, const abis_client_rec *r, abis_error *err)
+{
+    abis_client_rec copy = *r;
+    return write_client(sq_of(base), &copy, 0, err);
 }
 
 abis_status sq_client_get(abis_store *base, const char *name, abis_client_rec *r, abis_error *err)

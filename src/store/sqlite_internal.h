@@ -30,6 +30,9 @@
 /* Schema of the key store; versioned separately from the data store. */
 #define SQ_KEYS_SCHEMA_VERSION 1
 
+/* How much of each file a reading connection maps (PRAGMA mmap_size). */
+#define SQ_READER_MMAP_BYTES "1073741824"
+
 /* Default wait for another writer's lock, overridable by ABIS_BUSY_TIMEOUT_MS. */
 #define SQ_BUSY_TIMEOUT_MS_DEFAULT 10000
 

@@ -480,6 +480,11 @@ static abis_status open_conn(sq_store *s, const char *path, sqlite3 **db, abis_e
                               "PRAGMA secure_delete = ON;"
                               "PRAGMA synchronous = FULL;",
                               "configuring the connection", err);
+    /* A thread's reading connection maps the file instead of read()ing
+     * every page it misses (its page cache is its own). */
+    if (st == ABIS_OK && s->main)
+        st = exec_sql(s, *db, "PRAGMA mmap_size = " SQ_READER_MMAP_BYTES ";",
+                      "configuring a reading connection", err);
     if (st != ABIS_OK || s->read_only)
         return st;
     /* journal_mode is persistent in the file; setting it again is a no-op. */
