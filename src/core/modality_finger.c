@@ -136,16 +136,16 @@ static abis_status finger_gallery_create(const abis_modality_rec *m, abis_galler
  * the Gaussian likelihood-ratio model fusion needs.  Replace it with one
  * fitted on the deployment's own data (abis calibrate). */
 static const char finger_calibration[] =
-    "{\"model\":\"table\",\"points\":[[0,1],[0.0077353,0.500174],[0.00901681,0.200174],"
-    "[0.00991579,0.100174],[0.0108483,0.0501736],[0.0120247,0.0201389],"
-    "[0.0133403,0.0100694],[0.0164384,0.001],[0.0195272,0.0001],[0.0226161,1e-05],"
-    "[0.025705,1e-06],[0.0287938,1e-07],[0.0318827,1e-08],[0.0349715,1e-09],"
-    "[0.0380604,1e-10],[0.0411492,1e-11],[0.0442381,1e-12]],"
-    "\"tail\":{\"fit\":\"exponential\",\"from\":0.0133403,\"fmr\":0.0100694,\"beta\":0.00134147},"
-    "\"llr\":{\"model\":\"gaussian\",\"genuine\":[0.132253,0.10425],"
-    "\"impostor\":[0.00806297,0.00148206]},"
+    "{\"model\":\"table\",\"points\":[[0,1],[0.00779223,0.500174],[0.00910913,0.200174],"
+    "[0.0100894,0.100174],[0.0110791,0.0501736],[0.0123248,0.0201389],"
+    "[0.0136302,0.0100694],[0.0186935,0.001],[0.0237416,0.0001],[0.0287897,1e-05],"
+    "[0.0338379,1e-06],[0.038886,1e-07],[0.0439341,1e-08],[0.0489822,1e-09],"
+    "[0.0540303,1e-10],[0.0590784,1e-11],[0.0641265,1e-12]],"
+    "\"tail\":{\"fit\":\"exponential\",\"from\":0.0136302,\"fmr\":0.0100694,\"beta\":0.00219237},"
+    "\"llr\":{\"model\":\"gaussian\",\"genuine\":[0.143433,0.112957],"
+    "\"impostor\":[0.00812518,0.00160724]},"
     "\"fitted_on\":{\"set\":\"FVC2002 DB1_B "
-    "DB3_B\",\"genuine\":560,\"impostor\":5760,\"impostor_max\":0.0202532}}";
+    "DB3_B\",\"genuine\":560,\"impostor\":5760,\"impostor_max\":0.0224619}}";
 
 static void finger_default_calibration(const abis_modality_rec *m, char *buf, size_t cap)
 {

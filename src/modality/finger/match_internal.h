@@ -43,8 +43,8 @@ typedef struct fp_cyl {
 
 /* The prepared template: this header, then per cylinder (in this order,
  * each array 64-byte aligned) fp_cyl cyl[n], float x[n], y[n], c[n], s[n],
- * t[n] (position in a y-up frame, direction cosine, sine and angle).
- * Cylinders are ordered so that the first few cover the print (match.c). */
+ * t[n] (position in a y-up frame, direction cosine, sine and angle), in
+ * the template's minutiae order (valid cylinders only). */
 struct abis_finger_prep {
     uint32_t bytes;
     uint16_t n;     /* cylinders */
