@@ -428,6 +428,8 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK) {
         if (template_id)
             *template_id = p[0].id;
+        if (rc.n)
+            segstate_forget_snapshots(e, seg);
         abis_gallery *g = seg->loaded && p[0].mod_index < seg->n_modality_sets
                               ? seg->gallery[p[0].mod_index]
                               : NULL;

@@ -187,6 +187,7 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
             st = s->ops->compact(s, err);
         if (seg->loaded)
             segstate_remove_subject(seg, subject);
+        segstate_forget_snapshots(e, seg);
         if (st != ABIS_OK)
             abis_error_prefix(err, "subject deleted, but finishing the deletion failed (it is "
                                    "completed at the next open)");
