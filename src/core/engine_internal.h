@@ -88,10 +88,9 @@ typedef struct client_entry {
 struct auditq_item;
 typedef struct auditq {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     struct auditq_item *items; /* queued, not yet taken by a leader */
     size_t n, cap;
-    int leader; /* a thread is committing a batch */
+    int leader; /* a thread leads (commits, or is about to) */
     uint64_t batches, entries;
 } auditq;
 
