@@ -45,7 +45,7 @@ static abis_status extract(double b, double scale, double file_ppi, double ppi, 
 {
     plant(m, b);
     int w = (int)(W * scale), h = (int)(H * scale);
-    abis_image img = {w, h, malloc((size_t)w * h), file_ppi};
+    abis_image img = {.width = w, .height = h, .pixels = malloc((size_t)w * h), .ppi = file_ppi};
     assert_non_null(img.pixels);
     synth_print(img.pixels, w, h, scale, T, b, m, 6, noise);
     abis_status st = abis_finger_extract(&img, ppi, t, info, err);
@@ -169,7 +169,7 @@ static void test_resolution_out_of_range_refused(void **state)
 static void test_blank_image_refused(void **state)
 {
     (void)state;
-    abis_image img = {W, H, malloc(W * H), 0};
+    abis_image img = {.width = W, .height = H, .pixels = malloc(W * H), .ppi = 0};
     assert_non_null(img.pixels);
     memset(img.pixels, 200, W * H);
     abis_finger_template t;
@@ -182,7 +182,7 @@ static void test_blank_image_refused(void **state)
 static void test_too_small_image_refused(void **state)
 {
     (void)state;
-    abis_image img = {80, 300, malloc(80 * 300), 0};
+    abis_image img = {.width = 80, .height = 300, .pixels = malloc(80 * 300), .ppi = 0};
     assert_non_null(img.pixels);
     synth_print(img.pixels, 80, 300, 1, T, 0.2, NULL, 0, 0);
     abis_finger_template t;
@@ -196,7 +196,7 @@ static void test_too_small_image_refused(void **state)
 static void test_noise_image_is_not_a_fingerprint(void **state)
 {
     (void)state;
-    abis_image img = {W, H, malloc(W * H), 0};
+    abis_image img = {.width = W, .height = H, .pixels = malloc(W * H), .ppi = 0};
     assert_non_null(img.pixels);
     uint64_t s = 42;
     for (size_t i = 0; i < W * H; i++) {
@@ -214,7 +214,7 @@ static void test_noise_image_is_not_a_fingerprint(void **state)
 static void test_ridges_without_minutiae_refused(void **state)
 {
     (void)state;
-    abis_image img = {W, H, malloc(W * H), 0};
+    abis_image img = {.width = W, .height = H, .pixels = malloc(W * H), .ppi = 0};
     assert_non_null(img.pixels);
     synth_print(img.pixels, W, H, 1, T, 1.1, NULL, 0, 0);
     abis_finger_template t;

@@ -32,7 +32,7 @@ static double rnd(unsigned *s)
  * turning the eye by `rot` turns the texture with it. */
 static abis_image draw_eye(const eye *e)
 {
-    abis_image img = {W, H, malloc(W * H), 0};
+    abis_image img = {W, H, malloc(W * H), 0, 1, 0};
     assert_non_null(img.pixels);
     enum { K = 24 };
     double amp[K], m[K], f[K], p[K], q[K];
@@ -189,7 +189,7 @@ static void test_different_irises_differ(void **state)
 static void test_blank_image_refused_no_pupil(void **state)
 {
     (void)state;
-    abis_image img = {W, H, malloc(W * H), 0};
+    abis_image img = {W, H, malloc(W * H), 0, 1, 0};
     assert_non_null(img.pixels);
     memset(img.pixels, 150, W * H);
     abis_iris_code c;
@@ -237,7 +237,7 @@ static void test_tiny_and_missing_images_refused(void **state)
     abis_iris_code c;
     abis_error err = {0};
     uint8_t px[16 * 16] = {0};
-    abis_image img = {16, 16, px, 0};
+    abis_image img = {16, 16, px, 0, 1, 0};
     assert_int_equal(abis_iris_encode(&img, &c, NULL, &err), ABIS_E_INVALID);
     assert_non_null(strstr(err.message, "too small"));
     assert_int_equal(abis_iris_encode(NULL, &c, NULL, &err), ABIS_E_INVALID);

@@ -280,3 +280,48 @@ abis_status segstate_filter(segstate *s, const abis_purpose_rec *p, size_t purpo
         abis_bitset_andnot_inplace(out, &s->lock_mod[mod_index]);
     return ABIS_OK;
 }
+
+void engine_grow_segments(abis_engine *e)
+{
+    for (size_t i = 0; i < e->n_segs; i++) {
+        segstate *s = e->segs[i];
+        abis_error ignored;
+        if (s->loaded && ensure_sets(s, e->n_purposes, e->n_mods, &ignored) != ABIS_OK)
+            segstate_free(s); /* rebuilt from the store when next needed */
+    }
+}
+
+/* Everything a search of mods[0..n) in s needs is in memory. */
+static int search_ready(const abis_engine *e, const segstate *s, const size_t *mods, size_t n)
+{
+    if (!s->loaded || s->n_purpose_sets < e->n_purposes || s->n_modality_sets < e->n_mods)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (mods[i] >= s->n_modality_sets || !s->gallery[mods[i]])
+            return 0;
+    return 1;
+}
+
+abis_status engine_search_ready(abis_engine *e, segstate *s, const size_t *mods, size_t n,
+                                abis_error *err)
+{
+    /* A writer may free a segment between our build and our read lock (only
+     * when it ran out of memory): then build again, a bounded number of times. */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        engine_state_rdlock(e);
+        if (search_ready(e, s, mods, n))
+            return ABIS_OK;
+        engine_state_unlock(e);
+        engine_state_wrlock(e);
+        abis_status st = segstate_load(e, s, err);
+        for (size_t i = 0; st == ABIS_OK && i < n; i++) {
+            abis_gallery *g;
+            st = segstate_gallery(e, s, mods[i], &g, err);
+        }
+        engine_state_unlock(e);
+        if (st != ABIS_OK)
+            return st;
+    }
+    return abis_error_set(err, ABIS_E_BUSY,
+                          "segment '%s' could not be kept in memory (out of memory?)", s->rec.name);
+}

@@ -1,161 +1,701 @@
 /*
- * gallery_vector.c: the exact in-memory vector gallery (see gallery.h).
+ * gallery_vector.c: the vector gallery (gallery_vector.h; docs/search.md).
  *
- * Layout (structure of arrays, so the scan reads each array front to back):
- *   rows   n * dim float32 values, one 64-byte aligned block, row r at
- *          data + r * dim; grown by doubling
- *   ids    the template id of each row
- *   slots  the subject slot of each row
- *   dead   1 for a tombstoned row
- *   map    template id -> row
- * all kept by the row store every gallery shares (gallery/rows.h): removal
- * tombstones a row, and more than a quarter dead rows are compacted away,
- * order kept.
+ * Rows: the int8 row store (vstore.h).  Scores: abis_i8_score of the exact
+ * integer dot product of the quantised probe and row (or, with probe_f32,
+ * the float probe against the int8 row times the row's scale).
  *
- * Search is one pass over the rows with the best dot kernel.  It keeps the
- * current top-k subjects in a small array sorted best-first.  A row whose
- * score does not beat the k-th entry (when the array is full) is dropped at
- * once, which is the common case; otherwise the array is searched for the
- * row's slot (O(k)) and the entry is raised, or a new entry is inserted and
- * the worst one evicted.  This keeps exactly the best template of each of
- * the top-k slots: a slot evicted earlier had a best score no higher than
- * the k-th score at that moment, and the k-th score never falls, so if the
- * slot comes back its new row is its best.  Memory traffic is O(n * dim),
- * extra memory O(k).  Ties (equal scores) go to the lower row index, i.e.
- * the template added first: rows are visited in increasing order and a later
- * row must score strictly higher to displace an entry.
+ * Exact search: the rows are split into tasks of TASK_ROWS consecutive rows
+ * run on the shared thread pool; a task walks its rows in blocks of BLOCK
+ * rows within one chunk.  One request: the block's live rows whose slot
+ * passes the filter are listed and only they are scored (scan kernel).
+ * Several requests: the batch kernel scores every row of the block against
+ * all requests while the block is in cache, then each request offers its
+ * own live, allowed rows.  Every participant keeps a top-k list per request
+ * (topk.h, a total order, so the task order does not matter) and the lists
+ * are merged at the end.
+ *
+ * Locking: a readers-writer lock preferring writers (so a stream of searches
+ * cannot starve an enrolment).  Searches hold it shared for their whole run,
+ * pool workers included; add/remove and each step of background work hold
+ * it exclusively.  Background work (compaction when more than a quarter of
+ * the rows are tombstones) runs in one thread per gallery, started on first
+ * need and joined by destroy.
  */
-#include "gallery/gallery.h"
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include "gallery/gallery_vector.h"
 
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gallery/rows.h"
-#include "match/match.h"
+#include "gallery/hnsw.h"
+#include "gallery/topk.h"
+#include "gallery/vstore.h"
+#include "match/int8.h"
+#include "util/threadpool.h"
 
+#define BLOCK 256       /* rows per kernel call: 128 KiB of 512-d rows, in L2 */
+#define TASK_ROWS 8192  /* rows per parallel task: 4 MiB of 512-d rows, ~0.1 ms */
+#define MAX_BATCH 128   /* requests per pass: scores of a block fit in 128 KiB */
+#define MAX_DIM 65536
+/* Rows linked into the graph per exclusive-lock hold of the background
+ * work: about 10-50 ms on two threads, the longest a search waits for it. */
+#define INDEX_BATCH 256
+/* Graph walks keep at most this many candidates; a request whose filter
+ * lets so few templates through that it would need more is scanned exactly. */
+#define EF_MAX 4096
+/* Rows sampled to estimate the share of templates a filter lets through. */
+#define FILTER_SAMPLE 1024
 typedef struct vgallery {
     abis_gallery base;
-    size_t dim;
-    abis_rows rows; /* dim float32 values a row */
+    abis_vector_config cfg;
+    atomic_uint threads;
+    pthread_rwlock_t lock;
+    abis_vstore st;     /* guarded by lock */
+    abis_hnsw *graph;   /* guarded by lock; NULL until index_min live rows */
+    /* background work */
+    pthread_mutex_t mmu;
+    pthread_cond_t mcv;
+    pthread_t mthread;
+    int mthread_on; /* mmu */
+    int mpending;   /* mmu */
+    atomic_int mstop;
 } vgallery;
+
+static const abis_gallery_ops vector_ops;
+
+/* ---- background work ----------------------------------------------------------- */
+
+/* Is there work (lock held)? */
+static int needs_compaction(const vgallery *g)
+{
+    return g->st.n_dead > 0 && g->st.n_dead * 4 > g->st.n;
+}
+
+static int needs_indexing(const vgallery *g)
+{
+    if (g->graph)
+        return abis_hnsw_indexed(g->graph) < g->st.n;
+    return g->cfg.index_min != SIZE_MAX && abis_vs_live(&g->st) >= g->cfg.index_min;
+}
+
+static int needs_work(const vgallery *g)
+{
+    return needs_compaction(g) || needs_indexing(g);
+}
+
+/* Compact the rows and renumber the graph (lock held exclusively). */
+static abis_status compact(vgallery *g)
+{
+    size_t n_old = g->st.n;
+    uint32_t *remap = g->graph ? malloc(sizeof *remap * n_old) : NULL;
+    if (g->graph && !remap)
+        return ABIS_E_NOMEM;
+    abis_vstore_compact(&g->st, remap);
+    if (g->graph)
+        abis_hnsw_remap(g->graph, remap, n_old, atomic_load(&g->threads));
+    free(remap);
+    return ABIS_OK;
+}
+
+/* Link the next rows into the graph (lock held exclusively). */
+static abis_status index_some(vgallery *g)
+{
+    if (!g->graph) {
+        abis_hnsw_params p = {g->cfg.graph_m, g->cfg.ef_construction, (uint64_t)(uintptr_t)g};
+        if (!(g->graph = abis_hnsw_create(&g->st, &p)))
+            return ABIS_E_NOMEM;
+    }
+    size_t left = g->st.n - abis_hnsw_indexed(g->graph);
+    size_t count = left < INDEX_BATCH ? left : INDEX_BATCH;
+    return abis_hnsw_extend(g->graph, count, atomic_load(&g->threads)) == 0 ? ABIS_OK
+                                                                           : ABIS_E_NOMEM;
+}
+
+/* One step of background work under the exclusive lock; 1 if it did some
+ * (*st: how it went). */
+static int work_step(vgallery *g, abis_status *st)
+{
+    int did = 0;
+    pthread_rwlock_wrlock(&g->lock);
+    if (needs_compaction(g)) {
+        *st = compact(g);
+        did = 1;
+    } else if (needs_indexing(g)) {
+        *st = index_some(g);
+        did = 1;
+    }
+    pthread_rwlock_unlock(&g->lock);
+    return did;
+}
+
+static abis_status work_all(vgallery *g)
+{
+    abis_status st = ABIS_OK;
+    while (!atomic_load(&g->mstop) && work_step(g, &st) && st == ABIS_OK)
+        ;
+    return st;
+}
+
+static void *work_thread(void *arg)
+{
+    vgallery *g = arg;
+    pthread_mutex_lock(&g->mmu);
+    while (!atomic_load(&g->mstop)) {
+        if (!g->mpending) {
+            pthread_cond_wait(&g->mcv, &g->mmu);
+            continue;
+        }
+        g->mpending = 0;
+        pthread_mutex_unlock(&g->mmu);
+        work_all(g); /* a failure (out of memory) is retried at the next kick */
+        pthread_mutex_lock(&g->mmu);
+    }
+    pthread_mutex_unlock(&g->mmu);
+    return NULL;
+}
+
+/* Have the pending work done: by the background thread, or here when there
+ * is none (configured off, or it could not be started). */
+static void kick(vgallery *g)
+{
+    if (g->cfg.background) {
+        pthread_mutex_lock(&g->mmu);
+        if (!g->mthread_on)
+            g->mthread_on = pthread_create(&g->mthread, NULL, work_thread, g) == 0;
+        int on = g->mthread_on;
+        if (on) {
+            g->mpending = 1;
+            pthread_cond_signal(&g->mcv);
+        }
+        pthread_mutex_unlock(&g->mmu);
+        if (on)
+            return;
+    }
+    work_all(g);
+}
+
+/* ---- writes ----------------------------------------------------------------------- */
 
 static void vg_destroy(abis_gallery *base)
 {
     vgallery *g = (vgallery *)base;
-    abis_rows_free(&g->rows);
+    atomic_store(&g->mstop, 1);
+    pthread_mutex_lock(&g->mmu);
+    int on = g->mthread_on;
+    pthread_cond_signal(&g->mcv);
+    pthread_mutex_unlock(&g->mmu);
+    if (on)
+        pthread_join(g->mthread, NULL);
+    abis_hnsw_free(g->graph);
+    abis_vstore_free(&g->st);
+    pthread_rwlock_destroy(&g->lock);
+    pthread_mutex_destroy(&g->mmu);
+    pthread_cond_destroy(&g->mcv);
     free(g);
+}
+
+static abis_status check_len(const vgallery *g, const char *what, size_t len, abis_error *err)
+{
+    if (len == g->st.dim * sizeof(float))
+        return ABIS_OK;
+    return abis_error_set(err, ABIS_E_INVALID,
+                          "gallery: %s has %zu bytes, this gallery expects %zu (%zu float32 values)",
+                          what, len, g->st.dim * sizeof(float), g->st.dim);
+}
+
+static abis_status check_finite(const float *v, size_t n, const char *what, abis_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return abis_error_set(err, ABIS_E_INVALID, "gallery: %s value %zu is not finite", what,
+                                  i + 1);
+    return ABIS_OK;
 }
 
 static abis_status vg_add(abis_gallery *base, const abis_id *template_id, uint32_t slot,
                           const void *tmpl, size_t len, abis_error *err)
 {
     vgallery *g = (vgallery *)base;
-    if (len != g->dim * sizeof(float))
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "gallery: template has %zu bytes, this gallery expects %zu (%zu "
-                              "float32 values)",
-                              len, g->dim * sizeof(float), g->dim);
-    if (abis_rows_add(&g->rows, template_id, slot, tmpl) != 0)
+    abis_status st = check_len(g, "template", len, err);
+    if (st == ABIS_OK)
+        st = check_finite(tmpl, g->st.dim, "template", err);
+    if (st != ABIS_OK)
+        return st;
+    int8_t *q = malloc(g->st.dim);
+    if (!q)
         return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory adding a template");
+    float scale = abis_i8_quantize(tmpl, g->st.dim, q);
+    pthread_rwlock_wrlock(&g->lock);
+    int rc = abis_vstore_add(&g->st, template_id, slot, q, scale);
+    int work = rc == 0 && needs_work(g);
+    pthread_rwlock_unlock(&g->lock);
+    free(q);
+    if (rc != 0)
+        return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory adding a template");
+    if (work)
+        kick(g);
     return ABIS_OK;
 }
 
 static int vg_remove(abis_gallery *base, const abis_id *template_id)
 {
-    return abis_rows_remove(&((vgallery *)base)->rows, template_id);
+    vgallery *g = (vgallery *)base;
+    pthread_rwlock_wrlock(&g->lock);
+    int rc = abis_vstore_remove(&g->st, template_id);
+    int work = needs_work(g);
+    pthread_rwlock_unlock(&g->lock);
+    if (work)
+        kick(g);
+    return rc;
 }
 
 static size_t vg_remove_slot(abis_gallery *base, uint32_t slot)
 {
-    return abis_rows_remove_slot(&((vgallery *)base)->rows, slot);
+    vgallery *g = (vgallery *)base;
+    pthread_rwlock_wrlock(&g->lock);
+    size_t n = abis_vstore_remove_slot(&g->st, slot);
+    int work = needs_work(g);
+    pthread_rwlock_unlock(&g->lock);
+    if (work)
+        kick(g);
+    return n;
 }
 
 static size_t vg_count(const abis_gallery *base)
 {
-    return abis_rows_live(&((const vgallery *)base)->rows);
+    vgallery *g = (vgallery *)base;
+    pthread_rwlock_rdlock(&g->lock);
+    size_t n = abis_vs_live(&g->st);
+    pthread_rwlock_unlock(&g->lock);
+    return n;
 }
 
-typedef struct top_entry {
-    float score;
-    uint32_t slot;
-    uint32_t row;
-} top_entry;
+/* ---- exact search ------------------------------------------------------------------ */
 
-/* Move entry i up (towards index 0) while it beats its predecessor.  A
- * raised entry always comes from a later row, so equal scores stay behind. */
-static void top_raise(top_entry *top, size_t i)
+/* A request prepared for the kernels. */
+typedef struct prep {
+    abis_i8_probe p;  /* quantised probe */
+    const float *pf;  /* the float probe (probe_f32) */
+    const abis_bitset *allow;
+    size_t cap;       /* list capacity: min(k, live); 0 = no answer wanted */
+    void *buf;
+} prep;
+
+typedef struct exact_job {
+    const vgallery *g;
+    const abis_i8_kernel *kern;
+    const prep *rq;
+    const abis_i8_probe *probes; /* rq[i].p, packed for the batch kernel */
+    size_t nreq, capmax;
+    int f32;
+    size_t begin, end;
+    /* per participant */
+    abis_top *tops; /* [part][req][capmax] */
+    size_t *ntop;   /* [part][req] */
+    int32_t *iscore; /* [part][req][BLOCK] */
+    float *fscore;  /* [part][BLOCK] */
+    uint32_t *idx;  /* [part][BLOCK] */
+} exact_job;
+
+static int allowed(const abis_bitset *allow, uint32_t slot)
 {
-    top_entry e = top[i];
-    while (i > 0 && e.score > top[i - 1].score) {
-        top[i] = top[i - 1];
-        i--;
+    return !allow || abis_bitset_test(allow, slot);
+}
+
+/* Score rows [r, r + len) of one chunk for every request. */
+static void exact_block(const exact_job *j, unsigned part, size_t r, size_t len)
+{
+    const abis_vstore *st = &j->g->st;
+    const abis_vs_chunk *c = abis_vs_chunk_of(st, r);
+    const size_t off = abis_vs_off(r), stride = st->stride;
+    const int8_t *rows = c->data + off * stride;
+    const float *scale = c->scale + off;
+    const uint32_t *slot = c->slot + off;
+    const uint8_t *dead = c->dead + off;
+    abis_top *tops = j->tops + (size_t)part * j->nreq * j->capmax;
+    size_t *ntop = j->ntop + (size_t)part * j->nreq;
+    uint32_t *idx = j->idx + (size_t)part * BLOCK;
+    int32_t *is = j->iscore + (size_t)part * j->nreq * BLOCK;
+
+    if (j->nreq == 1 || j->f32) {
+        /* per request: list the rows that pass, score only them */
+        for (size_t q = 0; q < j->nreq; q++) {
+            const prep *p = &j->rq[q];
+            if (!p->cap)
+                continue;
+            size_t m = 0;
+            for (size_t i = 0; i < len; i++)
+                if (!dead[i] && allowed(p->allow, slot[i]))
+                    idx[m++] = (uint32_t)i;
+            if (m == 0)
+                continue;
+            const uint32_t *list = m == len ? NULL : idx;
+            abis_top *top = tops + q * j->capmax;
+            if (j->f32) {
+                float *fs = j->fscore + (size_t)part * BLOCK;
+                j->kern->scan_f32(p->pf, st->dim, rows, stride, list, m, fs);
+                for (size_t i = 0; i < m; i++) {
+                    size_t k = list ? list[i] : i;
+                    abis_top_offer(top, &ntop[q], p->cap, fs[i] * scale[k], slot[k],
+                                   (uint32_t)(r + k));
+                }
+            } else {
+                j->kern->scan(&p->p, rows, stride, list, m, is);
+                for (size_t i = 0; i < m; i++) {
+                    size_t k = list ? list[i] : i;
+                    abis_top_offer(top, &ntop[q], p->cap, abis_i8_score(is[i], p->p.scale, scale[k]),
+                                   slot[k], (uint32_t)(r + k));
+                }
+            }
+        }
+        return;
     }
-    top[i] = e;
+    /* several requests: one pass over the block for all of them */
+    size_t live = 0;
+    for (size_t i = 0; i < len; i++)
+        live += !dead[i];
+    if (live == 0)
+        return;
+    j->kern->batch(j->probes, j->nreq, rows, stride, len, is);
+    for (size_t q = 0; q < j->nreq; q++) {
+        const prep *p = &j->rq[q];
+        if (!p->cap)
+            continue;
+        abis_top *top = tops + q * j->capmax;
+        const int32_t *sq = is + q * len;
+        for (size_t i = 0; i < len; i++)
+            if (!dead[i] && allowed(p->allow, slot[i]))
+                abis_top_offer(top, &ntop[q], p->cap, abis_i8_score(sq[i], p->p.scale, scale[i]),
+                               slot[i], (uint32_t)(r + i));
+    }
+}
+
+static void exact_task(void *arg, size_t t, unsigned part)
+{
+    const exact_job *j = arg;
+    size_t r = j->begin + t * TASK_ROWS;
+    size_t end = r + TASK_ROWS < j->end ? r + TASK_ROWS : j->end;
+    while (r < end) {
+        size_t len = ABIS_VS_CHUNK - abis_vs_off(r); /* stay within the chunk */
+        if (len > BLOCK)
+            len = BLOCK;
+        if (len > end - r)
+            len = end - r;
+        exact_block(j, part, r, len);
+        r += len;
+    }
+}
+
+/* Exact top lists of rows [begin, end) for every request, merged into
+ * merged[q] (capmax entries each, *nmerged[q] filled).  Lock held. */
+static abis_status exact_scan(const vgallery *g, const prep *rq, size_t nreq, size_t capmax, int f32,
+                              size_t begin, size_t end, abis_top *merged, size_t *nmerged,
+                              abis_error *err)
+{
+    size_t n_tasks = (end - begin + TASK_ROWS - 1) / TASK_ROWS;
+    abis_threadpool *pool = abis_threadpool_shared();
+    unsigned width = abis_threadpool_width(pool, n_tasks, atomic_load(&g->threads));
+    abis_i8_probe probes[MAX_BATCH];
+    for (size_t q = 0; q < nreq; q++)
+        probes[q] = rq[q].p;
+    exact_job j = {.g = g,
+                   .probes = probes,
+                   .kern = abis_i8_best(),
+                   .rq = rq,
+                   .nreq = nreq,
+                   .capmax = capmax,
+                   .f32 = f32,
+                   .begin = begin,
+                   .end = end};
+    j.tops = malloc(sizeof *j.tops * width * nreq * capmax);
+    j.ntop = calloc((size_t)width * nreq, sizeof *j.ntop);
+    j.iscore = malloc(sizeof *j.iscore * width * nreq * BLOCK);
+    j.fscore = malloc(sizeof *j.fscore * width * BLOCK);
+    j.idx = malloc(sizeof *j.idx * width * BLOCK);
+    abis_status st = ABIS_OK;
+    if (!j.tops || !j.ntop || !j.iscore || !j.fscore || !j.idx) {
+        st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+        goto done;
+    }
+    if (n_tasks)
+        abis_threadpool_run(pool, n_tasks, width, exact_task, &j);
+    for (size_t q = 0; q < nreq; q++) {
+        size_t total = 0;
+        for (unsigned w = 0; w < width; w++) {
+            size_t nt = j.ntop[(size_t)w * nreq + q];
+            memmove(j.tops + total, j.tops + ((size_t)w * nreq + q) * capmax, nt * sizeof *j.tops);
+            total += nt;
+        }
+        nmerged[q] = abis_top_merge(j.tops, total, rq[q].cap, merged + q * capmax);
+    }
+done:
+    free(j.tops);
+    free(j.ntop);
+    free(j.iscore);
+    free(j.fscore);
+    free(j.idx);
+    return st;
+}
+
+/* ---- search entry points ------------------------------------------------------------ */
+
+static void prep_free(prep *rq, size_t n)
+{
+    for (size_t i = 0; rq && i < n; i++)
+        free(rq[i].buf);
+    free(rq);
+}
+
+/* Validate and quantise the probes of reqs[0..n). */
+static abis_status prepare(const vgallery *g, abis_search_req *reqs, size_t n, prep **out,
+                           abis_error *err)
+{
+    size_t dim = g->st.dim;
+    prep *rq = calloc(n ? n : 1, sizeof *rq);
+    int8_t *q = malloc(dim);
+    abis_status st = rq && q ? ABIS_OK
+                             : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    for (size_t i = 0; st == ABIS_OK && i < n; i++) {
+        reqs[i].n_out = 0;
+        st = check_len(g, "probe", reqs[i].len, err);
+        if (st == ABIS_OK)
+            st = check_finite(reqs[i].probe, dim, "probe", err);
+        if (st == ABIS_OK && reqs[i].k && !reqs[i].out)
+            st = abis_error_set(err, ABIS_E_INVALID, "gallery: no room for results");
+        if (st != ABIS_OK)
+            break;
+        rq[i].buf = aligned_alloc(64, abis_i8_probe_bytes(dim));
+        if (!rq[i].buf) {
+            st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+            break;
+        }
+        float scale = abis_i8_quantize(reqs[i].probe, dim, q);
+        abis_i8_probe_set(&rq[i].p, q, dim, scale, rq[i].buf);
+        rq[i].pf = reqs[i].probe;
+        rq[i].allow = reqs[i].allow;
+    }
+    free(q);
+    if (st != ABIS_OK) {
+        prep_free(rq, n);
+        return st;
+    }
+    *out = rq;
+    return ABIS_OK;
+}
+
+/* ---- pre-selected search ---------------------------------------------------------------- */
+
+typedef struct keep_ctx {
+    const abis_vstore *st;
+    const abis_bitset *allow;
+} keep_ctx;
+
+static int keep_row(const void *ctx, uint32_t row)
+{
+    const keep_ctx *k = ctx;
+    return !abis_vs_dead(k->st, row) && allowed(k->allow, abis_vs_slot(k->st, row));
+}
+
+/* The share of rows a request keeps, from FILTER_SAMPLE rows spread evenly
+ * over the graph's rows (1 without a filter or tombstones). */
+static double kept_share(const vgallery *g, const abis_bitset *allow, size_t rows)
+{
+    if (!allow && g->st.n_dead == 0)
+        return 1;
+    size_t n = rows < FILTER_SAMPLE ? rows : FILTER_SAMPLE, kept = 0;
+    keep_ctx k = {&g->st, allow};
+    for (size_t i = 0; i < n; i++)
+        kept += keep_row(&k, (uint32_t)(i * rows / n));
+    return n ? (double)kept / n : 0;
+}
+
+typedef struct graph_job {
+    const vgallery *g;
+    const prep *rq;
+    const size_t *ef; /* per request; 0: not by the graph */
+    const abis_bitset *const *allow;
+    abis_top *tops; /* [req][capmax]: each request's top list from the graph */
+    size_t *ntop;
+    size_t capmax;
+    int f32;
+    int failed; /* out of memory (written by one task each, read after the run) */
+    int *fail;  /* per request */
+} graph_job;
+
+/* One request's graph walk: its ef best kept rows, re-scored with the float
+ * probe when asked, offered by subject into its top list. */
+static void graph_task(void *arg, size_t q, unsigned part)
+{
+    (void)part;
+    graph_job *j = arg;
+    const vgallery *g = j->g;
+    const prep *p = &j->rq[q];
+    if (!j->ef[q] || !p->cap)
+        return;
+    abis_top *cand = malloc(sizeof *cand * j->ef[q]);
+    if (!cand) {
+        j->fail[q] = 1;
+        return;
+    }
+    keep_ctx k = {&g->st, p->allow};
+    long n = abis_hnsw_search(g->graph, &p->p, j->ef[q], keep_row, &k, cand);
+    if (n < 0)
+        j->fail[q] = 1;
+    for (long i = 0; i < n; i++) {
+        float s = cand[i].score;
+        if (j->f32) {
+            uint32_t r = cand[i].row;
+            abis_i8_best()->scan_f32(p->pf, g->st.dim, abis_vs_row(&g->st, r), 0, NULL, 1, &s);
+            s *= abis_vs_scale(&g->st, r);
+        }
+        abis_top_offer(j->tops + q * j->capmax, &j->ntop[q], p->cap, s, cand[i].slot,
+                       cand[i].row);
+    }
+    free(cand);
+}
+
+/* Pre-selected top lists (lock held): the graph's candidates for the
+ * requests it can serve, plus an exact scan of the rows not yet in the
+ * graph; requests the graph cannot serve well (a filter that lets too few
+ * through, an effort covering the whole gallery) are scanned exactly.
+ * merged/nmerged as for exact_scan. */
+static abis_status preselect_scan(const vgallery *g, const prep *rq, size_t nreq, size_t capmax,
+                                  const abis_search_opts *opts, abis_top *merged, size_t *nmerged,
+                                  abis_error *err)
+{
+    size_t indexed = abis_hnsw_indexed(g->graph), live = abis_vs_live(&g->st);
+    size_t base = opts->effort ? opts->effort : g->cfg.ef_search;
+    size_t *ef = calloc(nreq, sizeof *ef);
+    prep *exact = calloc(nreq, sizeof *exact); /* requests scanned exactly: cap 0 elsewhere */
+    prep *tail = calloc(nreq, sizeof *tail);   /* every request, over the unindexed rows */
+    graph_job j = {.g = g, .rq = rq, .ef = ef, .capmax = capmax, .f32 = opts->probe_f32};
+    j.tops = malloc(sizeof *j.tops * nreq * capmax);
+    j.ntop = calloc(nreq, sizeof *j.ntop);
+    j.fail = calloc(nreq, sizeof *j.fail);
+    abis_top *part = malloc(sizeof *part * nreq * capmax);   /* the tail's lists */
+    abis_top *all = malloc(sizeof *all * capmax * 2);         /* one request's two lists */
+    size_t *npart = calloc(nreq, sizeof *npart);
+    abis_status st = ef && exact && tail && j.tops && j.ntop && j.fail && part && all && npart
+                         ? ABIS_OK
+                         : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    size_t n_exact = 0;
+    for (size_t q = 0; st == ABIS_OK && q < nreq; q++) {
+        tail[q] = rq[q];
+        exact[q] = rq[q];
+        exact[q].cap = 0;
+        if (!rq[q].cap)
+            continue;
+        size_t want = base > rq[q].cap ? base : rq[q].cap;
+        double share = kept_share(g, rq[q].allow, indexed);
+        if (want >= live || share <= 0 || want / share > EF_MAX) {
+            exact[q].cap = rq[q].cap; /* the whole gallery, exactly */
+            tail[q].cap = 0;
+            n_exact++;
+        } else {
+            ef[q] = (size_t)(want / share);
+        }
+    }
+    if (st == ABIS_OK && n_exact)
+        st = exact_scan(g, exact, nreq, capmax, opts->probe_f32, 0, g->st.n, merged, nmerged, err);
+    if (st == ABIS_OK && indexed < g->st.n)
+        st = exact_scan(g, tail, nreq, capmax, opts->probe_f32, indexed, g->st.n, part, npart,
+                        err);
+    if (st == ABIS_OK && n_exact < nreq) {
+        abis_threadpool *pool = abis_threadpool_shared();
+        abis_threadpool_run(pool, nreq, atomic_load(&g->threads), graph_task, &j);
+        for (size_t q = 0; q < nreq; q++)
+            if (j.fail[q])
+                st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    }
+    for (size_t q = 0; st == ABIS_OK && q < nreq; q++) {
+        if (!ef[q])
+            continue; /* exact, or no answer wanted: merged already */
+        /* the tail's list then the graph's, each slot's best */
+        memcpy(all, part + q * capmax, npart[q] * sizeof *all);
+        memcpy(all + npart[q], j.tops + q * capmax, j.ntop[q] * sizeof *all);
+        nmerged[q] = abis_top_merge(all, npart[q] + j.ntop[q], rq[q].cap, merged + q * capmax);
+    }
+    free(ef);
+    free(exact);
+    free(tail);
+    free(j.tops);
+    free(j.ntop);
+    free(j.fail);
+    free(part);
+    free(all);
+    free(npart);
+    return st;
+}
+
+/* Search reqs[0..n) (n <= MAX_BATCH), lock held. */
+static abis_status search_locked(const vgallery *g, abis_search_req *reqs, prep *rq, size_t n,
+                                 const abis_search_opts *opts, abis_error *err)
+{
+    size_t live = abis_vs_live(&g->st), capmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        rq[i].cap = reqs[i].k < live ? reqs[i].k : live;
+        if (rq[i].cap > capmax)
+            capmax = rq[i].cap;
+    }
+    if (capmax == 0)
+        return ABIS_OK;
+    abis_top *merged = malloc(sizeof *merged * n * capmax);
+    size_t *nmerged = calloc(n, sizeof *nmerged);
+    abis_status st = merged && nmerged ? ABIS_OK
+                                       : abis_error_set(err, ABIS_E_NOMEM,
+                                                        "gallery: out of memory for a search");
+    int f32 = opts && opts->probe_f32;
+    int graph = opts && opts->preselect && g->graph && abis_hnsw_indexed(g->graph) > 0;
+    if (st == ABIS_OK && graph)
+        st = preselect_scan(g, rq, n, capmax, opts, merged, nmerged, err);
+    else if (st == ABIS_OK)
+        st = exact_scan(g, rq, n, capmax, f32, 0, g->st.n, merged, nmerged, err);
+    for (size_t i = 0; st == ABIS_OK && i < n; i++) {
+        for (size_t h = 0; h < nmerged[i]; h++) {
+            const abis_top *t = &merged[i * capmax + h];
+            reqs[i].out[h] = (abis_hit){t->slot, *abis_vs_id(&g->st, t->row), t->score};
+        }
+        reqs[i].n_out = nmerged[i];
+    }
+    free(merged);
+    free(nmerged);
+    return st;
+}
+
+static abis_status vg_search_batch(abis_gallery *base, abis_search_req *reqs, size_t n,
+                                   const abis_search_opts *opts, abis_error *err)
+{
+    vgallery *g = (vgallery *)base;
+    prep *rq = NULL;
+    abis_status st = prepare(g, reqs, n, &rq, err);
+    if (st != ABIS_OK)
+        return st;
+    pthread_rwlock_rdlock(&g->lock);
+    for (size_t i = 0; st == ABIS_OK && i < n; i += MAX_BATCH)
+        st = search_locked(g, reqs + i, rq + i, n - i < MAX_BATCH ? n - i : MAX_BATCH, opts, err);
+    pthread_rwlock_unlock(&g->lock);
+    prep_free(rq, n);
+    if (st != ABIS_OK)
+        for (size_t i = 0; i < n; i++)
+            reqs[i].n_out = 0;
+    return st;
 }
 
 static abis_status vg_search(abis_gallery *base, const void *probe, size_t len, size_t k,
                              const abis_bitset *allow, abis_hit *out, size_t *n_out,
                              abis_error *err)
 {
-    vgallery *g = (vgallery *)base;
-    *n_out = 0;
-    if (len != g->dim * sizeof(float))
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "gallery: probe has %zu bytes, this gallery expects %zu (%zu "
-                              "float32 values)",
-                              len, g->dim * sizeof(float), g->dim);
-    const abis_rows *rows = &g->rows;
-    size_t live = abis_rows_live(rows);
-    if (k == 0 || live == 0)
-        return ABIS_OK;
-    size_t cap = k < live ? k : live; /* never more distinct slots than live rows */
-    top_entry *top = malloc(cap * sizeof *top);
-    if (!top)
-        return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for %zu results", k);
-
-    abis_dot_fn dot = abis_dot_best();
-    const float *q = probe;
-    const size_t dim = g->dim;
-    const float *data = (const float *)rows->data;
-    const uint32_t *slots = rows->slots;
-    const unsigned char *dead = rows->dead;
-    size_t n = 0;
-    for (size_t r = 0; r < rows->n; r++) {
-        if (dead[r])
-            continue;
-        uint32_t slot = slots[r];
-        if (allow && !abis_bitset_test(allow, slot))
-            continue;
-        float s = dot(q, data + r * dim, dim);
-        if (n == cap && !(s > top[n - 1].score))
-            continue;
-        size_t j = 0;
-        while (j < n && top[j].slot != slot)
-            j++;
-        if (j < n) {
-            if (s > top[j].score) { /* the slot's better template */
-                top[j].score = s;
-                top[j].row = (uint32_t)r;
-                top_raise(top, j);
-            }
-            continue;
-        }
-        if (n < cap)
-            j = n++;
-        else
-            j = n - 1; /* evict the worst */
-        top[j] = (top_entry){s, slot, (uint32_t)r};
-        top_raise(top, j);
-    }
-    for (size_t i = 0; i < n; i++) {
-        out[i].slot = top[i].slot;
-        out[i].template_id = rows->ids[top[i].row];
-        out[i].score = top[i].score;
-    }
-    *n_out = n;
-    free(top);
-    return ABIS_OK;
+    abis_search_req r = {probe, len, k, allow, out, 0};
+    abis_status st = vg_search_batch(base, &r, 1, NULL, err);
+    *n_out = r.n_out;
+    return st;
 }
+
+/* ---- creation and settings ------------------------------------------------------------ */
 
 static const abis_gallery_ops vector_ops = {
     .destroy = vg_destroy,
@@ -164,20 +704,88 @@ static const abis_gallery_ops vector_ops = {
     .remove_slot = vg_remove_slot,
     .count = vg_count,
     .search = vg_search,
+    .search_batch = vg_search_batch,
 };
 
-abis_status abis_gallery_vector_create(size_t dim, abis_gallery **out, abis_error *err)
+void abis_vector_config_default(abis_vector_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->index_min = ABIS_VECTOR_INDEX_MIN;
+    c->graph_m = 16;
+    c->ef_construction = 100;
+    c->ef_search = 64;
+    c->background = 1;
+}
+
+abis_status abis_gallery_vector_create_with(size_t dim, const abis_vector_config *c,
+                                            abis_gallery **out, abis_error *err)
 {
     *out = NULL;
-    if (dim == 0 || dim > 65536)
+    if (dim == 0 || dim > MAX_DIM)
         return abis_error_set(err, ABIS_E_INVALID,
-                              "gallery: dimension %zu is not between 1 and 65536", dim);
+                              "gallery: dimension %zu is not between 1 and %d", dim, MAX_DIM);
     vgallery *g = calloc(1, sizeof *g);
     if (!g)
         return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory");
+    if (c)
+        g->cfg = *c;
+    else
+        abis_vector_config_default(&g->cfg);
+    atomic_init(&g->threads, g->cfg.threads);
+    atomic_init(&g->mstop, 0);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&g->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (rc != 0) {
+        free(g);
+        return abis_error_set(err, ABIS_E_NOMEM, "gallery: cannot create its lock");
+    }
+    pthread_mutex_init(&g->mmu, NULL);
+    pthread_cond_init(&g->mcv, NULL);
     g->base.ops = &vector_ops;
-    g->dim = dim;
-    abis_rows_init(&g->rows, dim * sizeof(float));
+    abis_vstore_init(&g->st, dim);
     *out = &g->base;
     return ABIS_OK;
+}
+
+abis_status abis_gallery_vector_create(size_t dim, abis_gallery **out, abis_error *err)
+{
+    return abis_gallery_vector_create_with(dim, NULL, out, err);
+}
+
+int abis_gallery_is_vector(const abis_gallery *g)
+{
+    return g && g->ops == &vector_ops;
+}
+
+abis_status abis_gallery_vector_sync(abis_gallery *base, abis_error *err)
+{
+    vgallery *g = (vgallery *)base;
+    abis_status st = work_all(g);
+    if (st != ABIS_OK)
+        return abis_error_set(err, st, "gallery: out of memory indexing templates");
+    return ABIS_OK;
+}
+
+void abis_gallery_vector_set_threads(abis_gallery *base, unsigned threads)
+{
+    atomic_store(&((vgallery *)base)->threads, threads);
+}
+
+void abis_gallery_vector_stats(abis_gallery *base, abis_vector_stats *out)
+{
+    vgallery *g = (vgallery *)base;
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&g->lock);
+    out->rows = g->st.n;
+    out->live = abis_vs_live(&g->st);
+    abis_vstore_bytes(&g->st, &out->vector_bytes, &out->bookkeeping_bytes);
+    if (g->graph) {
+        out->indexed = abis_hnsw_indexed(g->graph);
+        out->index_bytes = abis_hnsw_bytes(g->graph);
+    }
+    pthread_rwlock_unlock(&g->lock);
+    out->kernel = abis_i8_best()->name;
 }

@@ -22,6 +22,8 @@ static abis_status scan(sq_store *s, const char *sql, struct scan_params p, sq_r
 {
     if (!has_cb)
         return abis_error_set(err, ABIS_E_INVALID, "%s: no callback", what);
+    if (!(s = sq_reader(s, err)))
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare_fresh(s, s->db, sql, &q, err);
     if (st != ABIS_OK)
@@ -107,7 +109,9 @@ abis_status sq_subject_insert(abis_store *base, const abis_subject_rec *r, abis_
 abis_status sq_subject_get(abis_store *base, const abis_id *id, abis_subject_rec *r,
                            abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, SQ_SUBJECT_GET, s->db,
                                 "SELECT " SUBJECT_COLS " FROM subjects s WHERE s.id = ?1", &q, err);
@@ -128,7 +132,9 @@ abis_status sq_subject_get(abis_store *base, const abis_id *id, abis_subject_rec
 abis_status sq_subject_find_ref(abis_store *base, int64_t segment_id, const char *ref,
                                 abis_subject_rec *r, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     abis_status st = sq_check_text(ref, ABIS_REF_MAX, 0, "external reference", err);
     sqlite3_stmt *q;
     if (st != ABIS_OK || (st = sq_prepare(s, SQ_SUBJECT_FIND_REF, s->db,
@@ -197,7 +203,9 @@ abis_status sq_subject_scan(abis_store *base, int64_t segment_id, abis_subject_r
 
 abis_status sq_subject_count(abis_store *base, int64_t segment_id, uint64_t *n, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     if (!n)
         return abis_error_set(err, ABIS_E_INVALID, "subject_count: no result pointer");
     sqlite3_stmt *q;
@@ -415,7 +423,9 @@ abis_status sq_consent_put(abis_store *base, const abis_consent_rec *r, abis_err
 abis_status sq_consent_get(abis_store *base, const abis_id *subject, int64_t purpose_id,
                            abis_consent_rec *r, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, SQ_CONSENT_GET, s->db,
                                 "SELECT " CONSENT_COLS " FROM consents c"
