@@ -132,8 +132,8 @@ static abis_status parse_position(json_t *pos, const char *what, abis_json_templ
 abis_status abis_json_template_parse(json_t *obj, const char *what, abis_json_template *t,
                                      const char **code, abis_error *err)
 {
-    static const char *const fields[] = {"modality",  "vector",   "vector_b64",
-                                         "image_b64", "position", "quality"};
+    static const char *const fields[] = {"modality", "vector",  "vector_b64", "image_b64",
+                                         "position", "quality", "ppi"};
     memset(t, 0, sizeof *t);
     t->in.quality = -1.0;
     *code = "invalid";
@@ -149,7 +149,7 @@ abis_status abis_json_template_parse(json_t *obj, const char *what, abis_json_te
         if (k == sizeof fields / sizeof fields[0])
             return REFUSE("unknown_field",
                           "%s has an unknown field '%.64s' (expected modality, vector, "
-                          "vector_b64, image_b64, position, quality)",
+                          "vector_b64, image_b64, position, quality, ppi)",
                           what, key);
     }
     json_t *m = json_object_get(obj, "modality");
@@ -168,6 +168,14 @@ abis_status abis_json_template_parse(json_t *obj, const char *what, abis_json_te
         if (!json_is_number(q))
             return REFUSE("wrong_type", "%s.quality is not a number", what);
         t->in.quality = json_number_value(q);
+    }
+    json_t *ppi = json_object_get(obj, "ppi");
+    if (ppi && !json_is_null(ppi)) {
+        if (!json_is_number(ppi) || !(json_number_value(ppi) > 0))
+            return REFUSE(json_is_number(ppi) ? "invalid" : "wrong_type",
+                          "%s.ppi is not a positive number (the capture's pixels per inch)",
+                          what);
+        t->in.ppi = json_number_value(ppi);
     }
 
     json_t *vec = json_object_get(obj, "vector"), *b64 = json_object_get(obj, "vector_b64"),
