@@ -26,7 +26,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/modality.h"
 #include "gallery/gallery_finger.h"
+#include "match/match.h"
 #include "modality/finger/finger.h"
 #include "modality/finger/match.h"
 
@@ -46,6 +48,14 @@ static double cpu(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* CPU time of every thread of the process. */
+static double cpu_all(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -232,11 +242,26 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    printf("gallery: %zu fingers built in %.1f s\n", g->ops->count(g), wall() - w0);
+    size_t size = g->ops->count(g);
+    printf("gallery: %zu fingers built in %.1f s\n", size, wall() - w0);
+    /* the 1:N threshold the engine would use at FPIR 1 % (default calibration) */
+    const abis_modality_kind *kind = abis_modality_kind_find("minutiae");
+    char json[ABIS_DEFAULT_CALIBRATION_MAX];
+    abis_modality_rec rec;
+    memset(&rec, 0, sizeof rec);
+    kind->default_calibration(&rec, json, sizeof json);
+    abis_calibration *cal;
+    if (abis_calibration_parse(json, &cal, &err) != ABIS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    double threshold = abis_calibration_fpir_threshold(cal, 0.01, size);
+    abis_calibration_free(cal);
     for (unsigned threads = 1; threads <= 2; threads++) {
         abis_gallery_finger_set_threads(g, threads);
         double *lat = malloc((size_t)n_probes * sizeof *lat);
-        int first = 0, done = 0;
+        double *cpus = malloc((size_t)n_probes * sizeof *cpus);
+        int first = 0, done = 0, above = 0, above_found = 0;
         for (int q = 0; q < n_probes; q++) {
             int f = q % (DBS * FINGERS), imp = 1 + (q / (DBS * FINGERS)) % (IMPRESSIONS - 1);
             int k = f * IMPRESSIONS + imp;
@@ -246,15 +271,29 @@ int main(int argc, char **argv)
             abis_hit hits[10];
             size_t n = 0;
             w0 = wall();
+            double c1 = cpu_all();
             g->ops->search(g, buf, abis_finger_template_size(t[k].n), 10, NULL, hits, &n, &err);
+            cpus[done] = (cpu_all() - c1) * 1e3;
             lat[done++] = (wall() - w0) * 1e3;
             first += n > 0 && hits[0].slot == (uint32_t)f;
+            double one = abis_finger_match(p[k], p[f * IMPRESSIONS]);
+            if (one >= threshold) {
+                above++;
+                for (size_t h = 0; h < n; h++)
+                    above_found += hits[h].slot == (uint32_t)f;
+            }
         }
-        printf("1:N over %zu fingers, %u thread%s: p50 %.1f ms, p99 %.1f ms (%d probes; mate "
-               "first for %d)\n",
-               g->ops->count(g), threads, threads > 1 ? "s" : "", pct(lat, (size_t)done, 0.5),
-               pct(lat, (size_t)done, 0.99), done, first);
+        double cpu_mean = 0;
+        for (int q = 0; q < done; q++)
+            cpu_mean += cpus[q] / done;
+        printf("1:N over %zu fingers, %u thread%s: wall p50 %.1f ms, p99 %.1f ms; CPU %.1f ms a "
+               "search (%.1f ms per thread); %d probes, mate first for %d; %d of %d mates above "
+               "the 1:N threshold %.4f returned\n",
+               size, threads, threads > 1 ? "s" : "", pct(lat, (size_t)done, 0.5),
+               pct(lat, (size_t)done, 0.99), cpu_mean, cpu_mean / threads, done, first, above_found,
+               above, threshold);
         free(lat);
+        free(cpus);
     }
     la = fopen("/proc/loadavg", "r");
     if (la) {

@@ -39,6 +39,15 @@
 #define M_PI 3.14159265358979323846
 #endif
 
+/* A uniform number in [0, 1) from a xorshift64 state (never 0). */
+static inline double synth_uniform(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (double)(*state >> 11) / 9007199254740992.0;
+}
+
 typedef struct synth_minutia {
     double x, y; /* pixels, y down */
     int polarity;

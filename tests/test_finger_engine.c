@@ -434,6 +434,43 @@ static void test_cli_finger_images_and_records(void **state)
     assert_non_null(strstr(out, "position 2"));
     assert_non_null(strstr(out, "position 7"));
     free(out);
+    /* JSON Lines import: a fingerprint as image_b64 with its resolution */
+    {
+        size_t plen;
+        unsigned char *pgm = capture(9, 0, 0, &len);
+        plen = len;
+        static const char tbl[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *b64 = malloc(4 * ((plen + 2) / 3) + 1), *q = b64;
+        for (size_t i = 0; i < plen; i += 3) {
+            uint32_t v = (uint32_t)pgm[i] << 16 | (i + 1 < plen ? (uint32_t)pgm[i + 1] << 8 : 0) |
+                         (i + 2 < plen ? pgm[i + 2] : 0);
+            *q++ = tbl[v >> 18];
+            *q++ = tbl[(v >> 12) & 63];
+            *q++ = i + 1 < plen ? tbl[(v >> 6) & 63] : '=';
+            *q++ = i + 2 < plen ? tbl[v & 63] : '=';
+        }
+        *q = 0;
+        free(pgm);
+        char jl[4300];
+        snprintf(jl, sizeof jl, "%s/people.jsonl", dir);
+        FILE *fp = fopen(jl, "w");
+        assert_non_null(fp);
+        fprintf(fp,
+                "{\"segment\": \"city\", \"ref\": \"P3\", \"templates\": [{\"modality\": "
+                "\"finger\", \"image_b64\": \"%s\", \"position\": 4, \"ppi\": 500}]}\n"
+                "{\"segment\": \"city\", \"ref\": \"P4\", \"templates\": [{\"modality\": "
+                "\"finger\", \"image_b64\": \"%s\", \"ppi\": -3}]}\n",
+                b64, b64);
+        fclose(fp);
+        free(b64);
+        assert_int_equal(run_cli(d, (const char *[]){"import", jl, NULL}, &out), 1);
+        assert_non_null(strstr(out, "ppi is not a positive number"));
+        free(out);
+        assert_int_equal(run_cli(d, (const char *[]){"subject", "show", "city/P3", NULL}, &out), 0);
+        assert_non_null(strstr(out, "position 4"));
+        free(out);
+    }
     /* `abis finger extract` exports our minutiae as a standard record */
     char exported[4300];
     snprintf(exported, sizeof exported, "%s/one.ansi", dir);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/modality.h"
+#include "finger_synth.h"
 #include "gallery/gallery_finger.h"
 #include "match/match.h"
 #include "modality/finger/finger.h"
@@ -23,10 +24,7 @@ static uint64_t rng = 0x9E3779B97F4A7C15ull;
 
 static double uni(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
+    return synth_uniform(&rng);
 }
 
 static abis_id make_id(uint64_t k)

@@ -618,15 +618,15 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
                 break;
             }
             for (int v = 0; v < nv && rc == 0; v++) {
-                size_t k = at + (size_t)v;
+                size_t e = at + (size_t)v;
                 if (v > 0) {
-                    t->n = k + 1;
-                    t->specs[k] = strdup(t->specs[at]);
-                    t->in[k] = t->in[at];
-                    t->in[k].modality = t->specs[k];
+                    t->n = e + 1;
+                    t->specs[e] = strdup(t->specs[at]);
+                    t->in[e] = t->in[at];
+                    t->in[e].modality = t->specs[e];
                 }
-                t->in[k].position = views[v];
-                if (!t->specs[k] || set_capture(t, k, buf, len) != 0) {
+                t->in[e].position = views[v];
+                if (!t->specs[e] || set_capture(t, e, buf, len) != 0) {
                     cli_failf(ctx, "nomem", "out of memory");
                     rc = -1;
                 }

@@ -169,7 +169,6 @@ abis_status abis_json_template_parse(json_t *obj, const char *what, abis_json_te
             return REFUSE("wrong_type", "%s.quality is not a number", what);
         t->in.quality = json_number_value(q);
     }
-
     json_t *ppi = json_object_get(obj, "ppi");
     if (ppi && !json_is_null(ppi)) {
         if (!json_is_number(ppi))

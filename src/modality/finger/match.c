@@ -193,26 +193,21 @@ static size_t align64(size_t v)
     return (v + 63) & ~(size_t)63;
 }
 
+/* Where each array of a prepared template of n cylinders starts, and its
+ * size: the header, then cyl, x, y, c, s, t, each 64-byte aligned. */
 typedef struct layout {
     size_t cyl, x, y, c, s, t, total;
 } layout;
 
 static layout layout_for(int n)
 {
+    size_t at = align64(sizeof(abis_finger_prep)), floats = align64((size_t)n * sizeof(float));
     layout l;
-    size_t at = align64(sizeof(abis_finger_prep));
     l.cyl = at;
-    at = align64(at + (size_t)n * sizeof(fp_cyl));
-    l.x = at;
-    at = align64(at + (size_t)n * sizeof(float));
-    l.y = at;
-    at = align64(at + (size_t)n * sizeof(float));
-    l.c = at;
-    at = align64(at + (size_t)n * sizeof(float));
-    l.s = at;
-    at = align64(at + (size_t)n * sizeof(float));
-    l.t = at;
-    at = align64(at + (size_t)n * sizeof(float));
+    at += align64((size_t)n * sizeof(fp_cyl));
+    size_t *f[5] = {&l.x, &l.y, &l.c, &l.s, &l.t};
+    for (int k = 0; k < 5; k++, at += floats)
+        *f[k] = at;
     l.total = at;
     return l;
 }
