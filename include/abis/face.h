@@ -105,7 +105,8 @@ double abis_face_distance(const float a[ABIS_FACE_DIM], const float b[ABIS_FACE_
  * process (the defaults until set; ABIS_FACE_OPTIONS in the environment,
  * "name=value,...", is applied first).  The strings are copied. */
 abis_status abis_face_configure(const abis_face_options *o, abis_error *err);
-/* A copy of those options (models_dir points into libabis; do not free). */
+/* A copy of those options (models_dir points into libabis and stays valid
+ * until the next abis_face_configure; do not free). */
 void abis_face_configured(abis_face_options *o);
 
 #ifdef __cplusplus

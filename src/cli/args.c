@@ -540,13 +540,13 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
         cli_failf(ctx, "nomem", "out of memory");
         return -1;
     }
-    size_t k = 0; /* the --OPT values first, then each capture option's in turn */
+    size_t ns = 0; /* the --OPT values first, then each capture option's in turn */
     for (size_t j = 0; j < n_vec; j++)
-        src[k++] = (tmpl_src){opt, cli_arg_nth(a, opt, j), 0, NULL};
+        src[ns++] = (tmpl_src){opt, cli_arg_nth(a, opt, j), 0, NULL};
     for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++)
         for (size_t j = 0; j < n_cap[c]; j++)
-            src[k++] = (tmpl_src){capture_opts[c].opt, cli_arg_nth(a, capture_opts[c].opt, j), 1,
-                                  t->capture_modality[c]};
+            src[ns++] = (tmpl_src){capture_opts[c].opt, cli_arg_nth(a, capture_opts[c].opt, j),
+                                   1, t->capture_modality[c]};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t at = t->n;

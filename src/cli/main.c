@@ -91,7 +91,7 @@ static const cli_optspec calibrate_set_opts[] = {
     "ISO/IEC 19794-2:2005 / ANSI INCITS 378-2004 minutiae record for the modality of\n"          \
     "kind minutiae; a record of several fingers without @POSITION gives them all.\n"           \
     "Images are rescaled to 500 ppi from the resolution in the file, or --ppi N, or\n"         \
-    "else 500.\n"                                                                                \
+    "else 500.\n"                                                                               \
     "--face-photo FILE (repeatable) gives a face photo (JPEG, PNG, BMP, TIFF, PGM) for\n"          \
     "the modality of kind face: the template is made from it in memory and the photo\n"           \
     "discarded.  --face-models DIR: face-api's model/ folder (default: $ABIS_FACE_MODELS\n"       \

@@ -50,7 +50,8 @@ static abis_status face_validate(const abis_modality_rec *m, const abis_template
     } else if (in->capture && in->capture_size) {
         abis_face_options o;
         abis_face_info info;
-        st = face_configured_status(&o, err);
+        char dir[4096];
+        st = face_configured_status(&o, dir, sizeof dir, err);
         if (st == ABIS_OK)
             st = abis_face_extract(in->capture, in->capture_size, &o, d, &info, err);
         if (st != ABIS_OK)

@@ -30,15 +30,14 @@
 /* Schema of the key store; versioned separately from the data store. */
 #define SQ_KEYS_SCHEMA_VERSION 1
 
-/* How much of each file a reading connection maps (PRAGMA mmap_size). */
-#define SQ_READER_MMAP_BYTES "1073741824"
-
 /* Default wait for another writer's lock, overridable by ABIS_BUSY_TIMEOUT_MS. */
 #define SQ_BUSY_TIMEOUT_MS_DEFAULT 10000
 
-/* Slots of the prepared-statement cache.  Only statements that run to
- * completion inside one call are cached; scans (which hand rows to a
- * callback that may call back into the store) prepare their own. */
+/* Slots of the prepared-statement cache.  Statements that run to completion
+ * inside one call are cached.  A scan hands rows to a callback that may
+ * call back into the store; the scans of one subject (every verify runs
+ * them) are cached too, and prepared afresh when their cached statement is
+ * still running (a callback that scans again). */
 enum sq_stmt_id {
     SQ_META_GET,
     SQ_META_SET,
@@ -82,6 +81,9 @@ enum sq_stmt_id {
     SQ_IDEM_GET,
     SQ_IDEM_PUT,
     SQ_IDEM_PURGE,
+    SQ_TEMPLATE_SCAN_SUBJECT,
+    SQ_CONSENT_SCAN_SUBJECT,
+    SQ_LOCK_SCAN_SUBJECT,
     SQ_STMT_COUNT
 };
 
@@ -176,6 +178,9 @@ abis_status sq_need_writable(sq_store *s, const char *op, abis_error *err);
 typedef int (*sq_row_fn)(sqlite3_stmt *q, void *ctx);
 abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
                     const char *what, abis_error *err);
+/* The same without finalizing q (a cached statement: the caller resets it). */
+abis_status sq_scan_rows(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
+                         const char *what, abis_error *err);
 
 /* Step a cached statement (bind_rc: the result of binding it) that returns
  * at most one row; read(q, rec) copies the row and *found says whether there

@@ -286,8 +286,8 @@ static void sync_free(sq_store *s)
     s->sync_ok = 0;
 }
 
-abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
-                    const char *what, abis_error *err)
+abis_status sq_scan_rows(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
+                         const char *what, abis_error *err)
 {
     abis_status st = ABIS_OK;
     for (;;) {
@@ -302,6 +302,13 @@ abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, vo
             break;
         }
     }
+    return st;
+}
+
+abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
+                    const char *what, abis_error *err)
+{
+    abis_status st = sq_scan_rows(s, db, q, row, ctx, what, err);
     sqlite3_finalize(q);
     return st;
 }
@@ -480,11 +487,6 @@ static abis_status open_conn(sq_store *s, const char *path, sqlite3 **db, abis_e
                               "PRAGMA secure_delete = ON;"
                               "PRAGMA synchronous = FULL;",
                               "configuring the connection", err);
-    /* A thread's reading connection maps the file instead of read()ing
-     * every page it misses (its page cache is its own). */
-    if (st == ABIS_OK && s->main)
-        st = exec_sql(s, *db, "PRAGMA mmap_size = " SQ_READER_MMAP_BYTES ";",
-                      "configuring a reading connection", err);
     if (st != ABIS_OK || s->read_only)
         return st;
     /* journal_mode is persistent in the file; setting it again is a no-op. */

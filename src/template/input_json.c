@@ -171,11 +171,13 @@ abis_status abis_json_template_parse(json_t *obj, const char *what, abis_json_te
     }
     json_t *ppi = json_object_get(obj, "ppi");
     if (ppi && !json_is_null(ppi)) {
-        if (!json_is_number(ppi) || !(json_number_value(ppi) > 0))
-            return REFUSE(json_is_number(ppi) ? "invalid" : "wrong_type",
-                          "%s.ppi is not a positive number (the capture's pixels per inch)",
-                          what);
+        if (!json_is_number(ppi))
+            return REFUSE("wrong_type", "%s.ppi is not a number", what);
         t->in.ppi = json_number_value(ppi);
+        if (!(t->in.ppi > 0 && t->in.ppi <= 100000))
+            return REFUSE("invalid",
+                          "%s.ppi is not a positive number of pixels per inch up to 100000 (%g)",
+                          what, t->in.ppi);
     }
 
     json_t *vec = json_object_get(obj, "vector"), *b64 = json_object_get(obj, "vector_b64"),

@@ -30,9 +30,10 @@ const char *face_models_dir(const abis_face_options *o);
 
 /* ---- options.c ------------------------------------------------------------------ */
 
-/* The process-wide options (abis_face_configure), or the error in
- * $ABIS_FACE_OPTIONS when it does not parse. */
-abis_status face_configured_status(abis_face_options *o, abis_error *err);
+/* The process-wide options (abis_face_configure), their models folder
+ * copied into dir (cap bytes), or the error in $ABIS_FACE_OPTIONS when it
+ * does not parse. */
+abis_status face_configured_status(abis_face_options *o, char *dir, size_t cap, abis_error *err);
 
 /* ---- quality.c: measures on the landmarks and the descriptor crop -------------- */
 

@@ -175,13 +175,15 @@ void abis_face_configured(abis_face_options *o)
     pthread_mutex_unlock(&lock);
 }
 
-/* The process-wide options, or the error in ABIS_FACE_OPTIONS (used by the
- * modality kind). */
-abis_status face_configured_status(abis_face_options *o, abis_error *err)
+abis_status face_configured_status(abis_face_options *o, char *dir, size_t cap, abis_error *err)
 {
     pthread_mutex_lock(&lock);
     init_locked();
     *o = current;
+    if (o->models_dir) { /* copied under the lock: a later configure may rewrite it */
+        snprintf(dir, cap, "%s", o->models_dir);
+        o->models_dir = dir;
+    }
     abis_status st = env_status;
     if (st != ABIS_OK && err)
         *err = env_error;
