@@ -32,8 +32,8 @@
 
 #define MAX_THREADS 64
 /* Rows per thread below which one thread does it all: starting a thread
- * costs some 50 us, stage 1 about 1 us a row (docs/BENCHMARKS.md). */
-#define ROWS_PER_THREAD 2048
+ * costs some 50 us, pre-selection about 7 us a row (docs/BENCHMARKS.md). */
+#define ROWS_PER_THREAD 512
 
 typedef struct fgallery {
     abis_gallery base;

@@ -170,7 +170,7 @@ abis_status abis_finger_extract(const abis_image *img, double ppi, abis_finger_t
     if ((st = fp_skeletonize(&f, enh, skel, err)) != ABIS_OK)
         goto out;
     int n = 0, raw = 0;
-    st = fp_minutiae_find(&f, skel, enh, out->m, ABIS_FINGER_MAX_MINUTIAE, &n, &raw, err);
+    st = fp_minutiae_find(&f, skel, out->m, ABIS_FINGER_MAX_MINUTIAE, &n, &raw, err);
     if (st != ABIS_OK)
         goto out;
     info->minutiae_raw = raw;

@@ -215,10 +215,9 @@ static int cmp_scored(const void *a, const void *b)
     return x->q > y->q ? -1 : x->q < y->q ? 1 : x->i - y->i;
 }
 
-abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, const float *enhanced,
-                             abis_minutia *out, int cap, int *n_out, int *raw, abis_error *err)
+abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, abis_minutia *out, int cap,
+                             int *n_out, int *raw, abis_error *err)
 {
-    (void)enhanced;
     int w = f->w, h = f->h;
     size_t np = (size_t)w * h;
     *n_out = 0;
