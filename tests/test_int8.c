@@ -152,9 +152,9 @@ static void test_kernels_batch_equals_scan(void **state)
     size_t nk;
     const abis_i8_kernel *const *ks = abis_i8_available(&nk);
     static const size_t dims[] = {1, 3, 4, 17, 64, 100, 128, 131, 512, 1024, 1030, 2100};
-    static const size_t counts[] = {0, 1, 7, 15, 16, 17, 31, 32, 33, 64, 70};
+    static const size_t counts[] = {0, 1, 7, 15, 16, 17, 31, 32, 33, 64, 70, 255, 256};
     static const size_t nps[] = {1, 2, 5, 6, 8, 12, 13, 25, 64};
-    enum { MAXNP = 64, MAXC = 70 };
+    enum { MAXNP = 64, MAXC = 256 };
     for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
         size_t n = dims[d], stride = n + (n % 2);
         int8_t *rows = malloc(stride * MAXC + 1);
