@@ -94,11 +94,38 @@ static void test_scores_match_reference_and_kernels_agree(void **state)
     free(codes);
 }
 
+static void test_selection_kernels_agree(void **state)
+{
+    (void)state;
+    size_t nk;
+    const abis_sign_kernel *ks = abis_sign_available(&nk);
+    enum { MAXN = 300 };
+    int32_t s[MAXN];
+    uint32_t want[MAXN], got[MAXN];
+    for (size_t n = 0; n <= MAXN; n += (n < 40 ? 1 : 29)) {
+        for (size_t i = 0; i < n; i++)
+            s[i] = (int32_t)(rnd8() * 8);
+        int32_t thrs[] = {INT32_MIN, -100, 0, 7, 100, INT32_MAX};
+        for (size_t t = 0; t < sizeof thrs / sizeof *thrs; t++) {
+            size_t nw = abis_sign_above_scalar(s, n, thrs[t], want);
+            for (size_t i = 0, j = 0; i < n; i++)
+                if (s[i] >= thrs[t])
+                    assert_int_equal(want[j++], i);
+            for (size_t k = 0; k < nk; k++) {
+                size_t ng = ks[k].above(s, n, thrs[t], got);
+                assert_int_equal(ng, nw);
+                assert_memory_equal(got, want, nw * sizeof *want);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_planes_hold_the_4bit_values),
         cmocka_unit_test(test_scores_match_reference_and_kernels_agree),
+        cmocka_unit_test(test_selection_kernels_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -325,7 +325,14 @@ typedef struct exact_job {
     int32_t *iscore; /* [part][req][BLOCK] */
     float *fscore;  /* [part][BLOCK] */
     uint32_t *idx;  /* [part][BLOCK] */
+    uint32_t *sel;  /* [part][BLOCK]: rows whose score can enter a top list */
 } exact_job;
+
+/* The score a row must reach to enter a top list (-inf while not full). */
+static float entry_bar(const abis_top *top, size_t n, size_t cap)
+{
+    return n == cap ? top[cap - 1].score : -INFINITY;
+}
 
 static int allowed(const abis_bitset *allow, uint32_t slot)
 {
@@ -371,10 +378,21 @@ static void exact_block(const exact_job *j, unsigned part, size_t r, size_t len)
                 }
             } else {
                 j->kern->scan(&p->p, rows, stride, list, m, is);
-                for (size_t i = 0; i < m; i++) {
-                    size_t k = list ? list[i] : i;
-                    abis_top_offer(top, &ntop[q], p->cap, abis_i8_score(is[i], p->p.scale, scale[k]),
-                                   slot[k], (uint32_t)(r + k));
+                const float *sc = scale;
+                if (list) { /* the listed rows' scales, side by side with their dots */
+                    float *g = j->fscore + (size_t)part * BLOCK;
+                    for (size_t i = 0; i < m; i++)
+                        g[i] = scale[list[i]];
+                    sc = g;
+                }
+                uint32_t *sel = j->sel + (size_t)part * BLOCK;
+                size_t ns = j->kern->above(is, sc, m, p->p.scale,
+                                           entry_bar(top, ntop[q], p->cap), sel);
+                for (size_t i = 0; i < ns; i++) {
+                    size_t k = list ? list[sel[i]] : sel[i];
+                    abis_top_offer(top, &ntop[q], p->cap,
+                                   abis_i8_score(is[sel[i]], p->p.scale, scale[k]), slot[k],
+                                   (uint32_t)(r + k));
                 }
             }
         }
@@ -393,10 +411,15 @@ static void exact_block(const exact_job *j, unsigned part, size_t r, size_t len)
             continue;
         abis_top *top = tops + q * j->capmax;
         const int32_t *sq = is + q * len;
-        for (size_t i = 0; i < len; i++)
+        uint32_t *sel = j->sel + (size_t)part * BLOCK;
+        size_t ns =
+            j->kern->above(sq, scale, len, p->p.scale, entry_bar(top, ntop[q], p->cap), sel);
+        for (size_t t = 0; t < ns; t++) {
+            size_t i = sel[t];
             if (!dead[i] && allowed(p->allow, slot[i]))
                 abis_top_offer(top, &ntop[q], p->cap, abis_i8_score(sq[i], p->p.scale, scale[i]),
                                slot[i], (uint32_t)(r + i));
+        }
     }
 }
 
@@ -442,8 +465,9 @@ static abis_status exact_scan(const vgallery *g, const prep *rq, size_t nreq, si
     j.iscore = malloc(sizeof *j.iscore * width * nreq * BLOCK);
     j.fscore = malloc(sizeof *j.fscore * width * BLOCK);
     j.idx = malloc(sizeof *j.idx * width * BLOCK);
+    j.sel = malloc(sizeof *j.sel * width * BLOCK);
     abis_status st = ABIS_OK;
-    if (!j.tops || !j.ntop || !j.iscore || !j.fscore || !j.idx) {
+    if (!j.tops || !j.ntop || !j.iscore || !j.fscore || !j.idx || !j.sel) {
         st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
         goto done;
     }
@@ -470,6 +494,7 @@ done:
     free(j.iscore);
     free(j.fscore);
     free(j.idx);
+    free(j.sel);
     return st;
 }
 
@@ -743,6 +768,7 @@ typedef struct codes_job {
     unsigned width;
     cand_list *lists; /* [part][req] */
     int32_t *scores;  /* [part][BLOCK] */
+    uint32_t *sel;    /* [part][BLOCK] */
     cand *all;        /* [req][2L * width]: each request's candidates, merged */
     int f32;
     abis_top *merged;
@@ -755,6 +781,7 @@ static void codes_task(void *arg, size_t t, unsigned part)
     const abis_vstore *st = &j->g->st;
     size_t r = t * TASK_ROWS, end = r + TASK_ROWS < st->n ? r + TASK_ROWS : st->n;
     int32_t *sc = j->scores + (size_t)part * BLOCK;
+    uint32_t *sel = j->sel + (size_t)part * BLOCK;
     cand_list *lists = j->lists + (size_t)part * j->nreq;
     while (r < end) {
         size_t len = ABIS_VS_CHUNK - abis_vs_off(r);
@@ -769,9 +796,13 @@ static void codes_task(void *arg, size_t t, unsigned part)
                 continue;
             j->kern->scan(&j->sp[q], c->code + off * st->words, len, sc);
             const abis_bitset *allow = j->rq[q].allow;
-            for (size_t i = 0; i < len; i++)
+            cand_list *l = &lists[q];
+            size_t ns = j->kern->above(sc, len, l->full ? l->bar.score : INT32_MIN, sel);
+            for (size_t u = 0; u < ns; u++) {
+                size_t i = sel[u];
                 if (!c->dead[off + i] && allowed(allow, c->slot[off + i]))
-                    cand_push(&lists[q], j->L, (cand){sc[i], (uint32_t)(r + i)});
+                    cand_push(l, j->L, (cand){sc[i], (uint32_t)(r + i)});
+            }
         }
         r += len;
     }
@@ -854,7 +885,8 @@ static abis_status codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
     j.sp = sp;
     j.lists = calloc((size_t)width * nreq, sizeof *j.lists);
     j.scores = malloc(sizeof *j.scores * width * BLOCK);
-    abis_status st = sp && planes && mem && j.lists && j.scores
+    j.sel = malloc(sizeof *j.sel * width * BLOCK);
+    abis_status st = sp && planes && mem && j.lists && j.scores && j.sel
                          ? ABIS_OK
                          : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
     if (st == ABIS_OK) {
@@ -872,6 +904,7 @@ static abis_status codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
     free(mem);
     free(j.lists);
     free(j.scores);
+    free(j.sel);
     return st;
 }
 

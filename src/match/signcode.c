@@ -61,13 +61,22 @@ void abis_sign_scan_scalar(const abis_sign_probe *p, const uint64_t *codes, size
     }
 }
 
+size_t abis_sign_above_scalar(const int32_t *s, size_t n, int32_t thr, uint32_t *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] >= thr)
+            out[m++] = (uint32_t)i;
+    return m;
+}
+
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 static abis_sign_kernel kernels[3]; /* written once under choose_once */
 static size_t n_kernels;
 
 static void choose_kernel(void)
 {
-    kernels[0] = (abis_sign_kernel){"scalar", abis_sign_scan_scalar};
+    kernels[0] = (abis_sign_kernel){"scalar", abis_sign_scan_scalar, abis_sign_above_scalar};
     n_kernels = 1;
     const char *env = getenv("ABIS_KERNEL");
     if (env && strcmp(env, "scalar") == 0)
@@ -76,11 +85,13 @@ static void choose_kernel(void)
     __builtin_cpu_init();
     if (abis_sign_scan_popcnt_fn() && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("popcnt"))
-        kernels[n_kernels++] = (abis_sign_kernel){"popcnt", abis_sign_scan_popcnt_fn()};
+        kernels[n_kernels++] =
+            (abis_sign_kernel){"popcnt", abis_sign_scan_popcnt_fn(), abis_sign_above_scalar};
     if (abis_sign_scan_avx512_fn() && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512vpopcntdq"))
-        kernels[n_kernels++] = (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn()};
+        kernels[n_kernels++] = (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(),
+                                                  abis_sign_above_avx512_fn()};
 #endif
 }
 

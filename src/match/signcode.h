@@ -55,16 +55,23 @@ void abis_sign_probe_set(abis_sign_probe *p, const int8_t *q, size_t d, uint64_t
 typedef void (*abis_sign_scan_fn)(const abis_sign_probe *p, const uint64_t *codes, size_t count,
                                   int32_t *out);
 
+/* The indices i (ascending) of the n scores with s[i] >= thr, into out;
+ * returns how many. */
+typedef size_t (*abis_sign_above_fn)(const int32_t *s, size_t n, int32_t thr, uint32_t *out);
+
 typedef struct abis_sign_kernel {
     const char *name; /* "scalar", "popcnt", "avx512" */
     abis_sign_scan_fn scan;
+    abis_sign_above_fn above;
 } abis_sign_kernel;
 
 void abis_sign_scan_scalar(const abis_sign_probe *p, const uint64_t *codes, size_t count,
                            int32_t *out);
+size_t abis_sign_above_scalar(const int32_t *s, size_t n, int32_t thr, uint32_t *out);
 /* NULL when not compiled for this target; use through abis_sign_best(). */
 abis_sign_scan_fn abis_sign_scan_popcnt_fn(void);
 abis_sign_scan_fn abis_sign_scan_avx512_fn(void);
+abis_sign_above_fn abis_sign_above_avx512_fn(void);
 
 /* The best kernel this CPU runs; every kernel it runs, scalar first. */
 const abis_sign_kernel *abis_sign_best(void);

@@ -72,14 +72,40 @@ static void scan_avx512(const abis_sign_probe *p, const uint64_t *codes, size_t 
     }
 }
 
+static size_t above_avx512(const int32_t *s, size_t n, int32_t thr, uint32_t *out)
+{
+    const __m512i vthr = _mm512_set1_epi32(thr), step = _mm512_set1_epi32(16);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i += 16) {
+        size_t left = n - i;
+        __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        k = _mm512_mask_cmpge_epi32_mask(k, _mm512_maskz_loadu_epi32(k, s + i), vthr);
+        _mm512_mask_compressstoreu_epi32(out + m, k, idx);
+        m += (size_t)__builtin_popcount(k);
+        idx = _mm512_add_epi32(idx, step);
+    }
+    return m;
+}
+
 abis_sign_scan_fn abis_sign_scan_avx512_fn(void)
 {
     return scan_avx512;
 }
 
+abis_sign_above_fn abis_sign_above_avx512_fn(void)
+{
+    return above_avx512;
+}
+
 #else
 
 abis_sign_scan_fn abis_sign_scan_avx512_fn(void)
+{
+    return NULL;
+}
+
+abis_sign_above_fn abis_sign_above_avx512_fn(void)
 {
     return NULL;
 }
