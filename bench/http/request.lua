@@ -2,7 +2,7 @@
 -- "identify"; ABIS_BENCH_PROBES the probes file of populate.c ("TOKEN BASE64"
 -- lines); ABIS_BENCH_KEY the client's API key.  Each wrk thread builds all
 -- requests once and then sends them round-robin from a random start.
-local op = os.getenv("ABIS_BENCH_OP") or "verify"
+local op = os.getenv("ABIS_BENCH_OP") or "verify" -- verify, identify or health (the anchor)
 local file = os.getenv("ABIS_BENCH_PROBES")
 local key = os.getenv("ABIS_BENCH_KEY")
 local reqs, n, idx = {}, 0, 0
@@ -13,7 +13,9 @@ init = function(args)
     local token, b64 = line:match("^(%x+) (%S+)$")
     local tmpl = '[{"modality":"face","vector_b64":"' .. b64 .. '"}]'
     n = n + 1
-    if op == "identify" then
+    if op == "health" then
+      reqs[n] = wrk.format("GET", "/v1/health")
+    elseif op == "identify" then
       reqs[n] = wrk.format("POST", "/v1/identify", headers,
         '{"segment":"bench","purpose":"bench","k":10,"templates":' .. tmpl .. '}')
     else

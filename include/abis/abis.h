@@ -355,6 +355,12 @@ typedef struct abis_gallery_info {
 } abis_gallery_info;
 
 typedef int (*abis_gallery_cb)(const abis_gallery_info *info, void *ctx);
+
+/* Build every segment's in-memory galleries now (otherwise each is built on
+ * its segment's first search or enrolment): a server calls it at start, in
+ * a thread of its own, so that no request pays for it.  Searches of other
+ * galleries and verifications go on meanwhile; writes wait. */
+abis_status abis_gallery_warm(abis_engine *e, abis_error *err);
 /* The in-memory galleries built so far (a segment's gallery of a modality is
  * built from the store on its first search), with their sizes. */
 abis_status abis_gallery_list(abis_engine *e, abis_gallery_cb cb, void *ctx, abis_error *err);

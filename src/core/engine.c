@@ -982,6 +982,27 @@ abis_status abis_gallery_list(abis_engine *e, abis_gallery_cb cb, void *ctx, abi
     return ABIS_OK;
 }
 
+abis_status abis_gallery_warm(abis_engine *e, abis_error *err)
+{
+    engine_state_rdlock(e);
+    size_t n_segs = e->n_segs, n_mods = e->n_mods;
+    segstate **segs = malloc((n_segs ? n_segs : 1) * sizeof *segs);
+    size_t *mods = malloc((n_mods ? n_mods : 1) * sizeof *mods);
+    if (segs && mods) {
+        memcpy(segs, e->segs, n_segs * sizeof *segs); /* segstates live as long as e */
+        for (size_t m = 0; m < n_mods; m++)
+            mods[m] = m;
+    }
+    engine_state_unlock(e);
+    abis_status st = segs && mods ? ABIS_OK : abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    for (size_t i = 0; st == ABIS_OK && i < n_segs; i++)
+        if ((st = engine_search_ready(e, segs[i], mods, n_mods, 0, err)) == ABIS_OK)
+            engine_state_unlock(e);
+    free(segs);
+    free(mods);
+    return st;
+}
+
 /* ---- audit operations ---------------------------------------------------- */
 
 abis_status abis_audit_verify(abis_engine *e, abis_audit_report *report, abis_error *err)

@@ -227,10 +227,13 @@ void segstate_free(segstate *s);
  * need to. */
 void engine_grow_segments(abis_engine *e);
 /* Take `state` for reading with the segment loaded and the galleries of the
- * modalities mods[0..n) built (building them under the write lock first when
- * needed).  On ABIS_OK the caller holds `state` for reading. */
+ * modalities mods[0..n) built.  What is missing is built first: the
+ * segment's slots under the write lock, the galleries (slow) without it but
+ * holding write_mu -- which the caller says it holds already (a writer
+ * deduplicating) with have_write_mu.  On ABIS_OK the caller holds `state`
+ * for reading. */
 abis_status engine_search_ready(abis_engine *e, segstate *s, const size_t *mods, size_t n,
-                                abis_error *err);
+                                int have_write_mu, abis_error *err);
 
 /* ---- client.c ---- */
 void engine_clients_free(abis_engine *e);

@@ -237,7 +237,7 @@ static abis_status dedup_locked(abis_engine *e, segstate *s, const prepared *p, 
     size_t *mods = mod_indices(p, n);
     if (!mods)
         return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
-    abis_status st = engine_search_ready(e, s, mods, n, err);
+    abis_status st = engine_search_ready(e, s, mods, n, 1, err);
     free(mods);
     if (st != ABIS_OK)
         return st;

@@ -432,7 +432,7 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
      * index (arrays only grow). */
     engine_state_unlock(e);
     locked = 0;
-    if (st == ABIS_OK && (st = engine_search_ready(e, seg, mods, n_probes, err)) == ABIS_OK) {
+    if (st == ABIS_OK && (st = engine_search_ready(e, seg, mods, n_probes, 0, err)) == ABIS_OK) {
         locked = 1;
         p = &e->purposes[pi];
         for (size_t i = 0; i < n_probes; i++)

@@ -400,23 +400,19 @@ void segstate_forget_snapshots(abis_engine *e, const segstate *s)
     }
 }
 
-abis_status segstate_gallery(abis_engine *e, segstate *s, size_t mod_index, abis_gallery **out,
-                             abis_error *err)
+/* A new gallery of modality mod_index built from the store: every template
+ * of the segment's loaded subjects, unsealed.  Changes nothing in `s` (it
+ * only looks up slots), so it may run without the state lock as long as the
+ * slots cannot change (write_mu held). */
+static abis_status build_gallery(abis_engine *e, segstate *s, size_t mod_index, abis_gallery **out,
+                                 abis_error *err)
 {
-    abis_status st = segstate_load(e, s, err);
-    if (st != ABIS_OK)
-        return st;
-    if (s->gallery[mod_index]) {
-        *out = s->gallery[mod_index];
-        return ABIS_OK;
-    }
     modality_entry *m = &e->mods[mod_index];
     gallery_ctx l = {e, s, m, NULL, NULL, 0, err, ABIS_OK};
-    st = m->kind->gallery_create(&m->rec, &l.g, err);
+    abis_status st = m->kind->gallery_create(&m->rec, &l.g, err);
     if (st != ABIS_OK)
         return st;
     if (snapshot_load(e, s, m, l.g)) {
-        s->gallery[mod_index] = l.g;
         *out = l.g;
         return ABIS_OK;
     }
@@ -435,8 +431,23 @@ abis_status segstate_gallery(abis_engine *e, segstate *s, size_t mod_index, abis
         return abis_error_prefix(err, "building the '%s' gallery of segment '%s'", m->rec.name,
                                  s->rec.name);
     }
-    s->gallery[mod_index] = l.g;
     *out = l.g;
+    return ABIS_OK;
+}
+
+abis_status segstate_gallery(abis_engine *e, segstate *s, size_t mod_index, abis_gallery **out,
+                             abis_error *err)
+{
+    abis_status st = segstate_load(e, s, err);
+    if (st != ABIS_OK)
+        return st;
+    if (!s->gallery[mod_index]) {
+        abis_gallery *g;
+        if ((st = build_gallery(e, s, mod_index, &g, err)) != ABIS_OK)
+            return st;
+        s->gallery[mod_index] = g;
+    }
+    *out = s->gallery[mod_index];
     return ABIS_OK;
 }
 
@@ -477,7 +488,7 @@ static int search_ready(const abis_engine *e, const segstate *s, const size_t *m
 }
 
 abis_status engine_search_ready(abis_engine *e, segstate *s, const size_t *mods, size_t n,
-                                abis_error *err)
+                                int have_write_mu, abis_error *err)
 {
     /* A writer may free a segment between our build and our read lock (only
      * when it ran out of memory): then build again, a bounded number of times. */
@@ -486,13 +497,31 @@ abis_status engine_search_ready(abis_engine *e, segstate *s, const size_t *mods,
         if (search_ready(e, s, mods, n))
             return ABIS_OK;
         engine_state_unlock(e);
+        /* Build what is missing.  write_mu keeps the slots still (writers
+         * and other builders wait); the galleries -- the slow part: every
+         * template unsealed and indexed -- are built without the state
+         * lock, so verifications and other searches go on meanwhile. */
+        if (!have_write_mu)
+            pthread_mutex_lock(&e->write_mu);
         engine_state_wrlock(e);
         abis_status st = segstate_load(e, s, err);
-        for (size_t i = 0; st == ABIS_OK && i < n; i++) {
-            abis_gallery *g;
-            st = segstate_gallery(e, s, mods[i], &g, err);
-        }
         engine_state_unlock(e);
+        for (size_t i = 0; st == ABIS_OK && i < n; i++) {
+            if (s->gallery[mods[i]])
+                continue;
+            abis_gallery *g;
+            if ((st = build_gallery(e, s, mods[i], &g, err)) != ABIS_OK)
+                break;
+            engine_state_wrlock(e);
+            if (s->loaded && mods[i] < s->n_modality_sets && !s->gallery[mods[i]]) {
+                s->gallery[mods[i]] = g;
+                g = NULL;
+            }
+            engine_state_unlock(e);
+            abis_gallery_destroy(g);
+        }
+        if (!have_write_mu)
+            pthread_mutex_unlock(&e->write_mu);
         if (st != ABIS_OK)
             return st;
     }

@@ -68,6 +68,8 @@ static const opt opts[] = {
     {"shutdown_timeout_s", NUM(OPT_INT, shutdown_timeout_s, 0, 3600), "30",
      "on SIGTERM, wait this long for requests in flight"},
     {"ready_file", STR(ready_file), "", "write the listening port into this file when ready"},
+    {"warm_galleries", NUM(OPT_BOOL, warm_galleries, 0, 1), "true",
+     "build every segment's galleries at start, in the background (else on first use)"},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 
 static void usage(FILE *out)
 {
@@ -67,6 +68,24 @@ static int stop_signal_wait(void)
         if (errno != EINTR)
             return SIGTERM;
     return b;
+}
+
+/* Build the galleries in the background, so that no request pays for it. */
+static void *warm_galleries(void *p)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    abis_error err = {0};
+    abis_status st = abis_gallery_warm(p, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (st == ABIS_OK)
+        abisd_log(ABISD_INFO, "galleries built", json_pack("{s:f}", "seconds", s));
+    else
+        abisd_log(
+            ABISD_WARN, "building the galleries failed (they are built on first use)",
+            json_pack("{s:s, s:s}", "status", abis_status_name(err.status), "error", err.message));
+    return NULL;
 }
 
 /* Apply the command line over the defaults and the config file. */
@@ -172,6 +191,8 @@ int main(int argc, char **argv)
     }
     abisd_log(ABISD_INFO, "ready",
               json_pack("{s:s, s:s}", "version", ABISD_VERSION, "data", cfg.data));
+    pthread_t warm;
+    int warming = cfg.warm_galleries && pthread_create(&warm, NULL, warm_galleries, e) == 0;
 
     pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
     int sig = stop_signal_wait();
@@ -180,6 +201,8 @@ int main(int argc, char **argv)
                         abisd_inflight(srv)));
     abisd_quiesce(srv, cfg.shutdown_timeout_s);
     abisd_stop(srv);
+    if (warming)
+        pthread_join(warm, NULL);
     abis_engine_close(e);
     abisd_log(ABISD_INFO, "stopped", NULL);
     return 0;

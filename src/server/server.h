@@ -55,6 +55,7 @@ typedef struct abisd_config {
     int log_requests;         /* one log line per request */
     long shutdown_timeout_s;  /* SIGTERM: wait this long for requests in flight */
     char ready_file[4096];    /* written with the port once listening */
+    int warm_galleries;       /* build every gallery at start, in the background */
 } abisd_config;
 
 /* The defaults (docs/CONFIG.md). */
