@@ -39,6 +39,15 @@
 #define M_PI 3.14159265358979323846
 #endif
 
+/* A uniform number in [0, 1) from a xorshift64 state (never 0). */
+static inline double synth_uniform(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (double)(*state >> 11) / 9007199254740992.0;
+}
+
 typedef struct synth_minutia {
     double x, y; /* pixels, y down */
     int polarity;
@@ -47,8 +56,8 @@ typedef struct synth_minutia {
 /* Fill pixels (w x h) with the pattern at `scale` times 500 ppi (T and the
  * minutiae positions are given at 500 ppi and scaled).  `noise` adds uniform
  * noise of that amplitude (grey levels) from a fixed seed. */
-static void synth_print(uint8_t *px, int w, int h, double scale, double period, double b,
-                        const synth_minutia *m, int n, double noise)
+static inline void synth_print(uint8_t *px, int w, int h, double scale, double period, double b,
+                               const synth_minutia *m, int n, double noise)
 {
     uint64_t s = 0x9E3779B97F4A7C15ull;
     double T = period * scale, c = cos(b), sn = sin(b);
@@ -73,7 +82,7 @@ static void synth_print(uint8_t *px, int w, int h, double scale, double period, 
  * own spiral (the straight ridges plus the other spirals) makes it of
  * `type` (1 ending: +pi/2, 2 bifurcation: -pi/2).  A few rounds settle it,
  * the other spirals' phase varying slowly. */
-static void synth_snap(synth_minutia *m, int n, int k, double period, double b, int type)
+static inline void synth_snap(synth_minutia *m, int n, int k, double period, double b, int type)
 {
     double phase0 = type == 1 ? M_PI / 2 : -M_PI / 2;
     double c = cos(b), sn = sin(b);
@@ -91,7 +100,7 @@ static void synth_snap(synth_minutia *m, int n, int k, double period, double b, 
 
 /* The direction (finger.h convention) a synthetic minutia of polarity p
  * has in a field of ridge normal angle b. */
-static double synth_direction(double b, int p)
+static inline double synth_direction(double b, int p)
 {
     double a = b + (p > 0 ? -M_PI / 2 : M_PI / 2);
     a = fmod(a, 2 * M_PI);

@@ -34,68 +34,29 @@ static uint64_t next_person = 1000;
 
 /* ---- running the CLI ---------------------------------------------------------- */
 
-typedef struct run_result {
-    int status; /* exit code, or 128 + signal */
-    char *out;  /* stdout, NUL-terminated */
-    char *err;  /* stderr */
-} run_result;
+typedef abis_test_run run_result;
 
 static void run_free(run_result *r)
 {
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
+    abis_test_run_free(r);
 }
 
 /* Run `abis --data DATA ARGS...` (argv NULL-terminated) with stdin from `in`
  * (NULL: /dev/null); capture stdout, stderr and the exit code. */
 static int run_argv(run_result *r, const char *in, const char *const *args)
 {
-    const char *argv[64];
-    size_t n = 0;
-    argv[n++] = cli_path;
-    argv[n++] = "--data";
-    argv[n++] = data;
-    for (size_t i = 0; args[i]; i++) {
-        assert_true(n < 63);
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-
-    char out_path[4200], err_path[4200];
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
-    r->status = abis_test_spawn(argv, in, out_path, err_path);
-    r->out = abis_test_slurp(out_path);
-    r->err = abis_test_slurp(err_path);
-    return r->status;
+    return abis_test_cli(r, cli_path, data, tmp, in, args);
 }
 
-#define MAXARGS 48
 /* run(&r, "segment", "add", "x", NULL) */
 static int run(run_result *r, ...)
 {
-    const char *args[MAXARGS + 1];
-    size_t n = 0;
     va_list ap;
     va_start(ap, r);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        assert_true(n < MAXARGS);
-        args[n++] = a;
-    }
+    int status = abis_test_cli_v(r, cli_path, data, tmp, ap);
     va_end(ap);
-    args[n] = NULL;
-    return run_argv(r, NULL, args);
+    return status;
 }
-
-/* Fail with the captured output when the exit code differs. */
-#define assert_exit(r, want)                                                                       \
-    do {                                                                                           \
-        if ((r)->status != (want))                                                                 \
-            fail_msg("exit %d, wanted %d\nstdout: %s\nstderr: %s", (r)->status, (want), (r)->out,  \
-                     (r)->err);                                                                    \
-    } while (0)
 
 static json_t *parse_json(const char *text)
 {

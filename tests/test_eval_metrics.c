@@ -770,6 +770,30 @@ static void test_identification_edge_cases(void **state)
     abis_eval_ident_free(&s);
 }
 
+/* Two folds worked by hand: the threshold learnt on fold 2 (between its
+ * impostor 0.6 and genuine 0.7) gets fold 1 right; the one learnt on fold 1
+ * (between 0.2 and 0.8) lets fold 2's impostor 0.6 through, and its genuine
+ * pair without templates counts as "no match". */
+static void test_fold_accuracy_by_hand(void **state)
+{
+    (void)state;
+    const double score[8] = {0.9, 0.8, 0.1, 0.2, 0.7, NAN, 0.3, 0.6};
+    const int genuine[8] = {1, 1, 0, 0, 1, 1, 0, 0};
+    const int fold[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    abis_eval_fold_accuracy a;
+    abis_error err = {0};
+    assert_status(abis_eval_fold_accuracy_compute(score, genuine, fold, 8, 2, &a, &err), ABIS_OK,
+                  &err);
+    assert_int_equal(a.pairs, 8);
+    assert_int_equal(a.compared, 7);
+    assert_float_equal(a.mean, (1.0 + 0.5) / 2, 1e-12);
+    assert_float_equal(a.compared_mean, (1.0 + 2.0 / 3) / 2, 1e-12);
+    assert_float_equal(a.threshold_mean, (0.65 + 0.5) / 2, 1e-12);
+    assert_float_equal(a.se, 0.25, 1e-12); /* sd(1, 0.5) / sqrt(2) */
+    assert_int_equal(abis_eval_fold_accuracy_compute(score, genuine, fold, 8, 1, &a, &err),
+                     ABIS_E_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -798,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_identification_hand_case),
         cmocka_unit_test(test_identification_mate_below_threshold_is_a_miss),
         cmocka_unit_test(test_identification_edge_cases),
+        cmocka_unit_test(test_fold_accuracy_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finger_synth.h"
 #include "modality/finger/finger.h"
 #include "modality/finger/match.h"
 
@@ -18,10 +19,7 @@ static uint64_t rng = 0x2545F4914F6CDD1Dull;
 
 static double uni(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
+    return synth_uniform(&rng);
 }
 
 /* n minutiae spread over a 300 x 360 print, at least 12 px apart. */

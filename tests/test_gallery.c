@@ -656,13 +656,31 @@ static void test_large_gallery_threads_and_chunks(void **state)
     abis_gallery *g = make_gallery(D);
     ref r;
     ref_init(&r, D);
-    enrol_synthetic(g, &r, SUBJECTS, 0); /* 40,000 templates: 3 chunks */
+    enrol_synthetic(g, &r, SUBJECTS, 0); /* 40,000 templates: 3 chunks, 5 tasks */
     float q[D];
     for (unsigned threads = 0; threads <= 3; threads++) {
         abis_gallery_vector_set_threads(g, threads);
         for (uint64_t p = 0; p < 3; p++) {
             abis_synth_sample(5, p * 6007, 3, ABIS_SYNTH_SIGMA, q, D);
             check_search(g, &r, q, 25, NULL);
+        }
+        /* a batch split over threads and tasks: each request its own answer */
+        enum { NB = 9 };
+        float qb[NB][D];
+        abis_hit out[NB][25], want[25];
+        abis_search_req req[NB];
+        for (size_t i = 0; i < NB; i++) {
+            abis_synth_sample(5, i * 2111, 4, ABIS_SYNTH_SIGMA, qb[i], D);
+            req[i] = (abis_search_req){qb[i], sizeof qb[i], 25, NULL, out[i], 0};
+        }
+        abis_error err = {0};
+        for (int rep = 0; rep < 5; rep++) { /* how tasks fall on threads varies */
+            assert_status(g->ops->search_batch(g, req, NB, NULL, &err), ABIS_OK, &err);
+            for (size_t i = 0; i < NB; i++) {
+                size_t nw = ref_search(&r, qb[i], req[i].k, NULL, want);
+                assert_int_equal(req[i].n_out, nw);
+                assert_memory_equal(out[i], want, nw * sizeof *want);
+            }
         }
     }
     abis_gallery_destroy(g);

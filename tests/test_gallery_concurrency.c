@@ -141,12 +141,14 @@ static void *searcher(void *arg)
     return NULL;
 }
 
-static void run(int background)
+static void run(int background, abis_vector_preselect kind)
 {
     abis_vector_config c;
     abis_vector_config_default(&c);
     c.background = background;
-    c.index_min = 1000; /* the graph is built while the threads run */
+    c.preselect = kind;
+    c.index_min = 1000; /* a graph is built while the threads run */
+    c.shortlist = 100;
     shared s = {0};
     abis_error err = {0};
     assert_status(abis_gallery_vector_create_with(D, &c, &s.g, &err), ABIS_OK, &err);
@@ -169,22 +171,29 @@ static void run(int background)
     abis_gallery_destroy(s.g);
 }
 
-static void test_concurrent_writes_and_searches(void **state)
+static void test_concurrent_writes_and_searches_codes(void **state)
 {
     (void)state;
-    run(1);
+    run(1, ABIS_PRESELECT_CODES);
+}
+
+static void test_concurrent_writes_and_searches_graph(void **state)
+{
+    (void)state;
+    run(1, ABIS_PRESELECT_GRAPH);
 }
 
 static void test_concurrent_writes_and_searches_inline_maintenance(void **state)
 {
     (void)state;
-    run(0);
+    run(0, ABIS_PRESELECT_GRAPH);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_concurrent_writes_and_searches),
+        cmocka_unit_test(test_concurrent_writes_and_searches_codes),
+        cmocka_unit_test(test_concurrent_writes_and_searches_graph),
         cmocka_unit_test(test_concurrent_writes_and_searches_inline_maintenance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

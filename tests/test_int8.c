@@ -152,9 +152,9 @@ static void test_kernels_batch_equals_scan(void **state)
     size_t nk;
     const abis_i8_kernel *const *ks = abis_i8_available(&nk);
     static const size_t dims[] = {1, 3, 4, 17, 64, 100, 128, 131, 512, 1024, 1030, 2100};
-    static const size_t counts[] = {0, 1, 7, 15, 16, 17, 31, 32, 33, 64, 70};
+    static const size_t counts[] = {0, 1, 7, 15, 16, 17, 31, 32, 33, 64, 70, 255, 256};
     static const size_t nps[] = {1, 2, 5, 6, 8, 12, 13, 25, 64};
-    enum { MAXNP = 64, MAXC = 70 };
+    enum { MAXNP = 64, MAXC = 256 };
     for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
         size_t n = dims[d], stride = n + (n % 2);
         int8_t *rows = malloc(stride * MAXC + 1);
@@ -221,6 +221,41 @@ static void test_kernels_f32_probe_path(void **state)
     free(rows);
 }
 
+/* Score selection: every kernel lists the same rows as the scalar one, at
+ * thresholds below, between and above the scores, on every length. */
+static void test_kernels_select_the_same_rows(void **state)
+{
+    (void)state;
+    size_t nk;
+    const abis_i8_kernel *const *ks = abis_i8_available(&nk);
+    enum { MAXN = 300 };
+    int32_t dot[MAXN];
+    float scale[MAXN];
+    uint32_t want[MAXN], got[MAXN];
+    for (size_t n = 0; n <= MAXN; n += (n < 40 ? 1 : 37)) {
+        for (size_t i = 0; i < n; i++) {
+            dot[i] = (int32_t)(rnd() % 200001) - 100000;
+            scale[i] = (float)(rnd() % 1000 + 1) * 1e-6f;
+        }
+        if (n > 3)
+            dot[3] = dot[2], scale[3] = scale[2]; /* a tie at the threshold */
+        float ps = 0.0123f;
+        float thrs[] = {-INFINITY, -1.0f, 0.0f, n > 2 ? abis_i8_score(dot[2], ps, scale[2]) : 0,
+                        1.0f, INFINITY};
+        for (size_t t = 0; t < sizeof thrs / sizeof *thrs; t++) {
+            size_t nw = abis_i8_above_scalar(dot, scale, n, ps, thrs[t], want);
+            for (size_t i = 0, j = 0; i < n; i++)
+                if (abis_i8_score(dot[i], ps, scale[i]) >= thrs[t])
+                    assert_int_equal(want[j++], i);
+            for (size_t k = 0; k < nk; k++) {
+                size_t ng = ks[k]->above(dot, scale, n, ps, thrs[t], got);
+                assert_int_equal(ng, nw);
+                assert_memory_equal(got, want, nw * sizeof *want);
+            }
+        }
+    }
+}
+
 static void test_force_scalar_switches_kernel(void **state)
 {
     (void)state;
@@ -239,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_kernels_dot_and_scan_agree_every_dimension),
         cmocka_unit_test(test_kernels_batch_equals_scan),
         cmocka_unit_test(test_kernels_f32_probe_path),
+        cmocka_unit_test(test_kernels_select_the_same_rows),
         cmocka_unit_test(test_force_scalar_switches_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -260,7 +260,7 @@ static void test_gemm_kernels_match_blas(void **state)
             for (int packed = 0; packed < 2; packed++) {
                 nn_gemm_b gb = {.b = b, .ldb = n, .pack = packed ? pack : NULL};
                 memset(got, 0xff, (size_t)m * n * sizeof(float));
-                nn_gemm(m, n, k, a, k, &gb, NULL, got, n);
+                nn_gemm(m, n, k, a, k, &gb, NULL, got, n, NULL);
                 for (int i = 0; i < m * n; i++)
                     if (fabsf(got[i] - want[i]) > 1e-4f * (1 + fabsf(want[i])))
                         fail_msg("%s %dx%dx%d: C[%d] = %g, want %g", kernels[kk], m, n, k, i,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abis/face.h"
 #include "modality/finger/finger.h"
 #include "template/vector.h"
 #include "util/file.h"
@@ -374,7 +375,7 @@ void cli_templates_free(cli_templates *t)
 }
 
 /* The name of the one declared modality of kind `kind` (for --iris-image,
- * --finger-image). */
+ * --finger-image, --face-photo). */
 typedef struct kind_find {
     const char *kind;
     char name[ABIS_NAME_MAX + 1];
@@ -404,12 +405,20 @@ static unsigned char *read_capture(const cli_ctx *ctx, const char *path, size_t 
     return buf;
 }
 
-/* The one declared modality of kind `kind`, for an image option (--iris-image,
- * --finger-image) into name; 0, or reports and returns -1. */
-static int modality_of_kind(const cli_ctx *ctx, const char *opt, const char *kind, char *name,
-                            size_t cap)
+/* Options that give a capture of the one declared modality of a kind. */
+static const struct {
+    const char *opt, *kind, *example;
+} capture_opts[CLI_CAPTURE_KINDS] = {
+    {"iris-image", "iriscode", "abis modality add iris --kind iriscode"},
+    {"finger-image", "minutiae", "abis modality add finger --kind minutiae"},
+    {"face-photo", "face", "abis modality add face --kind face"},
+};
+
+/* The modality of kind capture_opts[c].kind into t->capture_modality[c];
+ * 0, or -1 after reporting. */
+static int capture_modality(const cli_ctx *ctx, cli_templates *t, size_t c)
 {
-    kind_find k = {.kind = kind};
+    kind_find k = {.kind = capture_opts[c].kind};
     abis_error err = {0};
     if (abis_modality_list(ctx->engine, find_kind, &k, &err) != ABIS_OK) {
         cli_fail(ctx, &err);
@@ -419,14 +428,36 @@ static int modality_of_kind(const cli_ctx *ctx, const char *opt, const char *kin
         if (k.found)
             cli_failf(ctx, "invalid",
                       "--%s: %d modalities are of kind %s; use --template NAME=FILE to say which",
-                      opt, k.found, kind);
+                      capture_opts[c].opt, k.found, capture_opts[c].kind);
         else
-            cli_failf(ctx, "invalid",
-                      "--%s: no modality of kind %s is declared (abis modality add NAME --kind %s)",
-                      opt, kind, kind);
+            cli_failf(ctx, "invalid", "--%s: no modality of kind %s is declared (%s)",
+                      capture_opts[c].opt, capture_opts[c].kind, capture_opts[c].example);
         return -1;
     }
-    snprintf(name, cap, "%s", k.name);
+    snprintf(t->capture_modality[c], sizeof t->capture_modality[c], "%s", k.name);
+    return 0;
+}
+
+int cli_face_configure(const cli_ctx *ctx, const cli_args *a)
+{
+    size_t n = cli_arg_count(a, "face-option");
+    const char *models = cli_arg_get(a, "face-models");
+    if (n == 0 && !models)
+        return 0;
+    abis_face_options o;
+    abis_error err = {0};
+    abis_face_configured(&o);
+    if (models)
+        o.models_dir = models;
+    for (size_t i = 0; i < n; i++)
+        if (abis_face_options_parse(&o, cli_arg_nth(a, "face-option", i), &err) != ABIS_OK) {
+            cli_usage_error(ctx, "--face-option: %s", err.message);
+            return -1;
+        }
+    if (abis_face_configure(&o, &err) != ABIS_OK) {
+        cli_fail(ctx, &err);
+        return -1;
+    }
     return 0;
 }
 
@@ -478,13 +509,17 @@ static int templates_reserve(cli_templates *t, size_t n)
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t)
 {
     memset(t, 0, sizeof *t);
-    size_t n_vec = cli_arg_count(a, opt), n_iris = cli_arg_count(a, "iris-image"),
-           n_finger = cli_arg_count(a, "finger-image");
-    size_t n = n_vec + n_iris + n_finger;
+    if (cli_face_configure(ctx, a) != 0)
+        return -1;
+    size_t n_vec = cli_arg_count(a, opt), n = n_vec, n_cap[CLI_CAPTURE_KINDS];
+    for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++) {
+        n_cap[c] = cli_arg_count(a, capture_opts[c].opt);
+        n += n_cap[c];
+    }
     if (n == 0) {
         cli_usage_error(ctx,
-                        "'abis %s' needs --%s MODALITY=FILE, --finger-image FILE or --iris-image "
-                        "FILE",
+                        "'abis %s' needs --%s MODALITY=FILE, --iris-image FILE, --finger-image "
+                        "FILE or --face-photo FILE",
                         ctx->cmd->name, opt);
         return -1;
     }
@@ -495,12 +530,9 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
             cli_usage_error(ctx, "--ppi: '%s' is not a positive resolution", ppi_s);
         return -1;
     }
-    if (n_iris && modality_of_kind(ctx, "iris-image", "iriscode", t->iris_modality,
-                                   sizeof t->iris_modality) != 0)
-        return -1;
-    if (n_finger && modality_of_kind(ctx, "finger-image", "minutiae", t->finger_modality,
-                                     sizeof t->finger_modality) != 0)
-        return -1;
+    for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++)
+        if (n_cap[c] && capture_modality(ctx, t, c) != 0)
+            return -1;
     tmpl_src *src = calloc(n, sizeof *src);
     if (!src || templates_reserve(t, n) != 0) {
         free(src);
@@ -508,17 +540,13 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
         cli_failf(ctx, "nomem", "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (i < n_vec)
-            src[i] = (tmpl_src){opt, cli_arg_nth(a, opt, i), 0, NULL};
-        else if (i < n_vec + n_iris)
-            src[i] = (tmpl_src){"iris-image", cli_arg_nth(a, "iris-image", i - n_vec), 1,
-                                t->iris_modality};
-        else
-            src[i] = (tmpl_src){"finger-image",
-                                cli_arg_nth(a, "finger-image", i - n_vec - n_iris), 1,
-                                t->finger_modality};
-    }
+    size_t ns = 0; /* the --OPT values first, then each capture option's in turn */
+    for (size_t j = 0; j < n_vec; j++)
+        src[ns++] = (tmpl_src){opt, cli_arg_nth(a, opt, j), 0, NULL};
+    for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++)
+        for (size_t j = 0; j < n_cap[c]; j++)
+            src[ns++] = (tmpl_src){capture_opts[c].opt, cli_arg_nth(a, capture_opts[c].opt, j),
+                                   1, t->capture_modality[c]};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t at = t->n;
@@ -590,15 +618,15 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
                 break;
             }
             for (int v = 0; v < nv && rc == 0; v++) {
-                size_t k = at + (size_t)v;
+                size_t e = at + (size_t)v;
                 if (v > 0) {
-                    t->n = k + 1;
-                    t->specs[k] = strdup(t->specs[at]);
-                    t->in[k] = t->in[at];
-                    t->in[k].modality = t->specs[k];
+                    t->n = e + 1;
+                    t->specs[e] = strdup(t->specs[at]);
+                    t->in[e] = t->in[at];
+                    t->in[e].modality = t->specs[e];
                 }
-                t->in[k].position = views[v];
-                if (!t->specs[k] || set_capture(t, k, buf, len) != 0) {
+                t->in[e].position = views[v];
+                if (!t->specs[e] || set_capture(t, e, buf, len) != 0) {
                     cli_failf(ctx, "nomem", "out of memory");
                     rc = -1;
                 }

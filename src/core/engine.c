@@ -634,6 +634,9 @@ void abis_engine_close(abis_engine *e)
     if (!e->read_only) {
         abis_error ignored;
         abis_audit_seal(&e->audit, &ignored);
+        for (size_t i = 0; i < e->n_segs; i++)
+            if (e->segs[i])
+                segstate_save_snapshots(e, e->segs[i]);
     }
     engine_free(e);
 }

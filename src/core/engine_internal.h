@@ -211,6 +211,13 @@ abis_status segstate_set_lock(segstate *s, size_t mod_index_or_all, int all, uin
                               int locked, abis_error *err);
 /* After a committed deletion: drop the subject from every bitset and gallery. */
 void segstate_remove_subject(segstate *s, const abis_id *subject);
+/* Write the segment's galleries to their encrypted snapshots (those changed
+ * since loaded or saved), best effort: at engine close. */
+void segstate_save_snapshots(abis_engine *e, segstate *s);
+/* Remove the segment's snapshot files at once, after a committed deletion of
+ * templates, so that no copy of a deleted template stays on disk (they are
+ * written anew at close). */
+void segstate_forget_snapshots(abis_engine *e, const segstate *s);
 /* The filter for a search: live, consented (unless statutory), not locked. */
 abis_status segstate_filter(segstate *s, const abis_purpose_rec *p, size_t purpose_index,
                             size_t mod_index, abis_bitset *out, abis_error *err);

@@ -53,6 +53,12 @@ const abis_modality_kind *abis_modality_kind_find(const char *name);
 /* The largest default calibration a kind writes (bytes, with the NUL). */
 #define ABIS_DEFAULT_CALIBRATION_MAX 4096
 
+/* check_def for a kind of fixed size: ABIS_E_INVALID unless m->dim is `dim`
+ * ("modality 'iris': iris codes have 2048 bits; leave the dimension out";
+ * `what` is "iris codes have 2048 bits"). */
+abis_status abis_modality_check_fixed(const abis_modality_rec *m, int dim, const char *what,
+                                      abis_error *err);
+
 /* Comma-separated names of every kind, for messages. */
 const char *abis_modality_kind_names(void);
 /* Wipe and free a canonical template from validate(). */

@@ -136,16 +136,16 @@ static abis_status finger_gallery_create(const abis_modality_rec *m, abis_galler
  * the Gaussian likelihood-ratio model fusion needs.  Replace it with one
  * fitted on the deployment's own data (abis calibrate). */
 static const char finger_calibration[] =
-    "{\"model\":\"table\",\"points\":[[0,1],[0.0077406,0.500174],[0.00903053,0.200174],"
-    "[0.00994086,0.100174],[0.0108928,0.0501736],[0.0120432,0.0201389],"
-    "[0.0132878,0.0100694],[0.01632,0.001],[0.0193431,0.0001],[0.0223663,1e-05],"
-    "[0.0253894,1e-06],[0.0284126,1e-07],[0.0314357,1e-08],[0.0344588,1e-09],"
-    "[0.037482,1e-10],[0.0405051,1e-11],[0.0435282,1e-12]],"
-    "\"tail\":{\"fit\":\"exponential\",\"from\":0.0132878,\"fmr\":0.0100694,\"beta\":0.00131293},"
-    "\"llr\":{\"model\":\"gaussian\",\"genuine\":[0.132345,0.104284],"
-    "\"impostor\":[0.00806827,0.00148443]},"
+    "{\"model\":\"table\",\"points\":[[0,1],[0.00779223,0.500174],[0.00910913,0.200174],"
+    "[0.0100894,0.100174],[0.0110791,0.0501736],[0.0123248,0.0201389],"
+    "[0.0136302,0.0100694],[0.0186935,0.001],[0.0237416,0.0001],[0.0287897,1e-05],"
+    "[0.0338379,1e-06],[0.038886,1e-07],[0.0439341,1e-08],[0.0489822,1e-09],"
+    "[0.0540303,1e-10],[0.0590784,1e-11],[0.0641265,1e-12]],"
+    "\"tail\":{\"fit\":\"exponential\",\"from\":0.0136302,\"fmr\":0.0100694,\"beta\":0.00219237},"
+    "\"llr\":{\"model\":\"gaussian\",\"genuine\":[0.143433,0.112957],"
+    "\"impostor\":[0.00812518,0.00160724]},"
     "\"fitted_on\":{\"set\":\"FVC2002 DB1_B "
-    "DB3_B\",\"genuine\":560,\"impostor\":5760,\"impostor_max\":0.0202281}}";
+    "DB3_B\",\"genuine\":560,\"impostor\":5760,\"impostor_max\":0.0224619}}";
 
 static void finger_default_calibration(const abis_modality_rec *m, char *buf, size_t cap)
 {

@@ -475,6 +475,8 @@ abis_status engine_template_add(abis_engine *e, const abis_caller *c, const engi
     if (st == ABIS_OK) {
         if (template_id)
             *template_id = p[0].id;
+        if (rc.n)
+            segstate_forget_snapshots(e, seg);
         engine_state_wrlock(e);
         abis_gallery *g = seg->loaded && p[0].mod_index < seg->n_modality_sets
                               ? seg->gallery[p[0].mod_index]

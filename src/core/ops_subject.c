@@ -221,6 +221,7 @@ abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_ide
         if (seg->loaded)
             segstate_remove_subject(seg, subject);
         engine_state_unlock(e);
+        segstate_forget_snapshots(e, seg);
         st = s->ops->key_delete(s, subject, err);
         if (st == ABIS_E_NOT_FOUND)
             st = ABIS_OK;

@@ -7,6 +7,8 @@
  *          -> wraps each subject's random data key (XChaCha20-Poly1305, AD = subject id)
  *               -> seals that subject's templates (XChaCha20-Poly1305,
  *                  AD = subject id || template id)
+ *          -> snapshot key = crypto_kdf(segment key, id = modality id, ctx "abisSNAP")
+ *               -> encrypts the gallery snapshot of (segment, modality)
  *     -> audit signing key = Ed25519 seed from crypto_kdf(master, 1, "abisAUDT")
  *     -> key check value   = BLAKE2b keyed by crypto_kdf(master, 1, "abisKCV_")
  *     -> API-key hash key  = crypto_kdf(master, 1, "abisAPIK"): the store keeps only

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "abis/abis.h"
+#include "gallery/snapshot.h"
 #include "util/bitset.h"
 
 typedef struct abis_gallery abis_gallery;
@@ -60,6 +61,18 @@ typedef struct abis_search_req {
     size_t n_out;
 } abis_search_req;
 
+/* Saving a gallery to, or loading it from, an encrypted snapshot file
+ * (snapshot.h).  Rows name their subject by id in the file and by slot in
+ * memory; the engine translates. */
+typedef struct abis_snapshot_io {
+    const char *path;
+    const abis_key *key;
+    abis_snapshot_head head; /* save: written; load: what the file must say */
+    const abis_id *(*subject_of)(void *ctx, uint32_t slot);  /* save */
+    int64_t (*slot_of)(void *ctx, const abis_id *subject);   /* load: -1 when unknown */
+    void *ctx;
+} abis_snapshot_io;
+
 typedef struct abis_gallery_ops {
     void (*destroy)(abis_gallery *g);
     /* Add a validated template (for vectors: dim normalised float32 values;
@@ -83,6 +96,15 @@ typedef struct abis_gallery_ops {
      * memory once for all of them.  On failure no request has results. */
     abis_status (*search_batch)(abis_gallery *g, abis_search_req *reqs, size_t n,
                                 const abis_search_opts *opts, abis_error *err);
+    /* Optional: write the gallery to io->path (nothing is written when it
+     * has not changed since it was last loaded from or saved to that file).  The file is removed as soon as a template is removed from the
+     * gallery, so that no snapshot outlives a deletion. */
+    abis_status (*snapshot_save)(abis_gallery *g, const abis_snapshot_io *io, abis_error *err);
+    /* Optional: fill an empty gallery from io->path.  ABIS_E_NOT_FOUND: no
+     * file, or it names a subject slot_of does not know; ABIS_E_CRYPTO:
+     * damaged, another key or another header.  On failure the gallery is
+     * left empty. */
+    abis_status (*snapshot_load)(abis_gallery *g, const abis_snapshot_io *io, abis_error *err);
 } abis_gallery_ops;
 
 struct abis_gallery {

@@ -9,10 +9,10 @@
  * rows, pointers and all) never frees or copies a block.
  *
  * Search: stage 1 scores every allowed row with the pre-selection score and
- * keeps the best P in a min-heap per thread; stage 2 runs the full matcher
- * over the union of the threads' P best (so at most P * threads rows, and
- * every row among the global P best), ordered by (score descending, row
- * ascending), and the first k distinct subject slots are the answer.
+ * keeps the best P in a min-heap per thread; the global P best of their
+ * union go to stage 2, the full matcher; the k best distinct subjects
+ * (topk.h: score descending, row ascending, each subject's best template)
+ * are the answer.
  * Threads are started per call as in gallery_iris.c; a chunk whose thread
  * cannot start is scanned by the caller.
  */
@@ -26,13 +26,14 @@
 #include <unistd.h>
 
 #include "gallery/rows.h"
+#include "gallery/topk.h"
 #include "modality/finger/finger.h"
 #include "modality/finger/match.h"
 
 #define MAX_THREADS 64
 /* Rows per thread below which one thread does it all: starting a thread
- * costs some 50 us, stage 1 about 1 us a row (docs/BENCHMARKS.md). */
-#define ROWS_PER_THREAD 2048
+ * costs some 50 us, pre-selection about 7 us a row (docs/BENCHMARKS.md). */
+#define ROWS_PER_THREAD 512
 
 typedef struct fgallery {
     abis_gallery base;
@@ -127,47 +128,29 @@ static size_t fg_count(const abis_gallery *base)
 
 /* ---- search ----------------------------------------------------------------------- */
 
-typedef struct cand {
-    float score;
-    uint32_t row;
-} cand;
-
-/* a ranks before b: higher score, then lower row (a total order, so results
- * do not depend on how the work was split) */
-static int cand_before(const cand *a, const cand *b)
-{
-    return a->score > b->score || (a->score == b->score && a->row < b->row);
-}
-
-static int cmp_cand(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    return cand_before(x, y) ? -1 : cand_before(y, x) ? 1 : 0;
-}
-
 /* Min-heap of the `cap` best candidates (heap[0] is the worst kept). */
-static void heap_offer(cand *h, size_t *n, size_t cap, cand c)
+static void heap_offer(abis_top *h, size_t *n, size_t cap, abis_top c)
 {
     if (*n < cap) {
         size_t i = (*n)++;
-        while (i > 0 && cand_before(&h[(i - 1) / 2], &c)) {
+        while (i > 0 && abis_top_before(&h[(i - 1) / 2], &c)) {
             h[i] = h[(i - 1) / 2];
             i = (i - 1) / 2;
         }
         h[i] = c;
         return;
     }
-    if (!cand_before(&c, &h[0]))
+    if (!abis_top_before(&c, &h[0]))
         return;
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        const cand *worst = &c;
-        if (l < *n && cand_before(worst, &h[l])) {
+        const abis_top *worst = &c;
+        if (l < *n && abis_top_before(worst, &h[l])) {
             m = l;
             worst = &h[l];
         }
-        if (r < *n && cand_before(worst, &h[r]))
+        if (r < *n && abis_top_before(worst, &h[r]))
             m = r;
         if (m == i)
             break;
@@ -183,7 +166,7 @@ typedef struct job {
     const abis_bitset *allow;
     int stage; /* 1: pre-select rows [begin, end) into heap; 2: match list[begin, end) */
     size_t begin, end;
-    cand *list; /* stage 1: heap (cap entries); stage 2: the shared candidate list */
+    abis_top *list; /* stage 1: heap (cap entries); stage 2: the shared candidate list */
     size_t cap, n;
 } job;
 
@@ -204,8 +187,8 @@ static void *run_job(void *arg)
         for (size_t r = j->begin; r < j->end; r++)
             if (eligible(g, r, pos, j->allow))
                 heap_offer(j->list, &j->n, j->cap,
-                           (cand){(float)abis_finger_preselect(j->probe, row_prep(&g->rows, r)),
-                                  (uint32_t)r});
+                           (abis_top){(float)abis_finger_preselect(j->probe, row_prep(&g->rows, r)),
+                                      g->rows.slots[r], (uint32_t)r});
     } else {
         for (size_t i = j->begin; i < j->end; i++)
             j->list[i].score =
@@ -256,7 +239,7 @@ static abis_status fg_search(abis_gallery *base, const void *probe, size_t len, 
     if (st != ABIS_OK)
         return abis_error_prefix(err, "gallery: probe");
     size_t rows = g->rows.n, live = abis_rows_live(&g->rows);
-    cand *list = NULL, *heaps = NULL;
+    abis_top *list = NULL, *heaps = NULL, *best = NULL;
     size_t n_list = 0;
     if (k == 0 || live == 0)
         goto done;
@@ -274,7 +257,7 @@ static abis_status fg_search(abis_gallery *base, const void *probe, size_t len, 
         }
         for (size_t r = 0; r < rows; r++)
             if (eligible(g, r, pos, allow))
-                list[n_list++] = (cand){0, (uint32_t)r};
+                list[n_list++] = (abis_top){0, g->rows.slots[r], (uint32_t)r};
     } else {
         unsigned nt = thread_count(g, rows, ROWS_PER_THREAD);
         heaps = malloc((size_t)nt * keep * sizeof *heaps);
@@ -298,7 +281,7 @@ static abis_status fg_search(abis_gallery *base, const void *probe, size_t len, 
             n_list += jobs[t].n;
         }
         /* the global `keep` best of the threads' candidates */
-        qsort(list, n_list, sizeof *list, cmp_cand);
+        qsort(list, n_list, sizeof *list, abis_top_cmp);
         if (n_list > keep)
             n_list = keep;
     }
@@ -312,22 +295,19 @@ static abis_status fg_search(abis_gallery *base, const void *probe, size_t len, 
                         .end = n_list * (t + 1) / nt,
                         .list = list};
     run_jobs(jobs, nt);
-    qsort(list, n_list, sizeof *list, cmp_cand);
-    size_t n = 0;
-    for (size_t i = 0; i < n_list && n < k; i++) {
-        uint32_t slot = g->rows.slots[list[i].row];
-        size_t j = 0;
-        while (j < n && out[j].slot != slot)
-            j++;
-        if (j < n)
-            continue; /* this subject already has a better template */
-        out[n].slot = slot;
-        out[n].template_id = g->rows.ids[list[i].row];
-        out[n].score = list[i].score;
-        n++;
+    /* each subject's best template, the k best subjects */
+    best = malloc((k < n_list ? k : n_list ? n_list : 1) * sizeof *best);
+    if (!best) {
+        st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for the search");
+        goto done;
     }
+    size_t n = abis_top_merge(list, n_list, k, best);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (abis_hit){
+            .slot = best[i].slot, .template_id = g->rows.ids[best[i].row], .score = best[i].score};
     *n_out = n;
 done:
+    free(best);
     free(list);
     free(heaps);
     abis_finger_prep_free(p);

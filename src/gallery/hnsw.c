@@ -12,8 +12,8 @@
  * Insertion (algorithm 1 with the neighbour-selection heuristic, algorithm
  * 4): greedy descent to the node's level, then on each of its layers a beam
  * search with ef_construction, the heuristic choice of m (2m on layer 0)
- * diverse neighbours, and the reverse links, a full list being re-chosen by
- * the same heuristic.  Rows are inserted in parallel: each node's link lists
+ * diverse neighbours, and the reverse links; a full list takes the new node
+ * in place of its worst link when the new node is closer (add_link).  Rows are inserted in parallel: each node's link lists
  * are read and written under one of NLOCKS striped mutexes (never two held at
  * once), the entry point under `glock`.  Levels and upper-layer storage of a
  * batch are set up before its parallel phase, so nothing is reallocated
@@ -38,9 +38,13 @@
 
 typedef struct hchunk {
     uint32_t *links; /* ABIS_VS_CHUNK * m0 */
-    uint8_t *level;  /* ABIS_VS_CHUNK */
+    float *worst;    /* ABIS_VS_CHUNK: score of the worst layer-0 link, UNKNOWN */
     uint32_t *up;    /* ABIS_VS_CHUNK: offset in upper, NONE at level 0 */
+    uint8_t *level;  /* ABIS_VS_CHUNK */
 } hchunk;
+
+/* Below every score: "the worst link's score is not known". */
+#define UNKNOWN (-1e30f)
 
 /* Per-walk scratch: visited marks, the two heaps, a probe buffer. */
 typedef struct scratch {
@@ -128,12 +132,13 @@ static int reserve_nodes(abis_hnsw *h, size_t n)
     while (h->n_chunks < need) {
         hchunk *c = &h->chunk[h->n_chunks];
         size_t lb = ABIS_VS_CHUNK * h->m0 * sizeof(uint32_t);
-        unsigned char *mem = malloc(lb + ABIS_VS_CHUNK * (sizeof(uint32_t) + 1));
+        unsigned char *mem = malloc(lb + ABIS_VS_CHUNK * (sizeof(float) + sizeof(uint32_t) + 1));
         if (!mem)
             return -1;
         c->links = (uint32_t *)mem;
-        c->up = (uint32_t *)(mem + lb);
-        c->level = mem + lb + ABIS_VS_CHUNK * sizeof(uint32_t);
+        c->worst = (float *)(mem + lb);
+        c->up = (uint32_t *)(mem + lb + ABIS_VS_CHUNK * sizeof(float));
+        c->level = mem + lb + ABIS_VS_CHUNK * (sizeof(float) + sizeof(uint32_t));
         h->n_chunks++;
     }
     return 0;
@@ -433,42 +438,65 @@ static int keep_live(const void *ctx, uint32_t row)
 /* The heuristic: from candidates sorted best first (scores against x), keep
  * each one that is closer to x than to every one kept so far, up to max. */
 static size_t select_neighbours(abis_hnsw *h, const abis_top *c, size_t nc, size_t max,
-                                uint32_t *out)
+                                abis_top *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < nc && n < max; i++) {
         int good = 1;
         for (size_t j = 0; j < n && good; j++)
-            if (score_rows(h, c[i].row, out[j]) > c[i].score)
+            if (score_rows(h, c[i].row, out[j].row) > c[i].score)
                 good = 0;
         if (good)
-            out[n++] = c[i].row;
+            out[n++] = c[i];
     }
     return n;
 }
 
-/* Add link x to node r on layer lev (r's lock held): append, or re-choose the
- * list by the heuristic among its links and x when full. */
-static void add_link(abis_hnsw *h, scratch *s, uint32_t r, uint32_t x, int lev)
+/* Add link x, whose score with r is sx, to node r on layer lev (r's lock
+ * held): append, or when the list is full replace its worst link if x is
+ * closer to r.  On layer 0 the worst link's score is remembered, so the
+ * common case -- x no closer than r's worst link -- costs no arithmetic.
+ * (Re-choosing a full list by the selection heuristic, as insertion does for
+ * a new node, costs some 500 pair scores and halved the build speed for no
+ * measurable recall on embedding-like data: docs/search.md.) */
+static void add_link(abis_hnsw *h, uint32_t r, uint32_t x, float sx, int lev)
 {
     size_t cap;
     uint32_t *l = links_at(h, r, lev, &cap);
+    float *worst = lev == 0 ? &chunk_of(h, r)->worst[abis_vs_off(r)] : NULL;
     size_t n = count_links(l, cap);
+    if (n == cap && worst && *worst != UNKNOWN && sx <= *worst)
+        return;
     for (size_t i = 0; i < n; i++)
         if (l[i] == x)
             return;
     if (n < cap) {
         l[n] = x;
+        if (worst && *worst != UNKNOWN && (n == 0 || sx < *worst))
+            *worst = sx;
+        if (worst && n == 0)
+            *worst = sx;
         return;
     }
-    abis_top *c = s->sel;
-    for (size_t i = 0; i < n; i++)
-        c[i] = (abis_top){score_rows(h, r, l[i]), 0, l[i]};
-    c[n] = (abis_top){score_rows(h, r, x), 0, x};
-    qsort(c, n + 1, sizeof *c, abis_top_cmp);
-    size_t k = select_neighbours(h, c, n + 1, cap, l);
-    for (size_t i = k; i < cap; i++)
-        l[i] = NONE;
+    size_t wi = 0;
+    float m1 = 3, m2 = 3; /* the lowest and second lowest link scores (scores <= ~1) */
+    for (size_t i = 0; i < n; i++) {
+        float sc = score_rows(h, r, l[i]);
+        if (sc < m1) {
+            m2 = m1;
+            m1 = sc;
+            wi = i;
+        } else if (sc < m2) {
+            m2 = sc;
+        }
+    }
+    float ws = m1;
+    if (sx > m1) {
+        l[wi] = x;
+        ws = m2 < sx ? m2 : sx;
+    }
+    if (worst)
+        *worst = ws;
 }
 
 /* Link node x (its level and storage set) into layers min(level, top)..0
@@ -481,7 +509,7 @@ static int link_node(abis_hnsw *h, scratch *s, uint32_t x, uint32_t ep, int top)
     abis_top cur = {score_probe(h, &p, ep), 0, ep};
     greedy(h, s, &p, &cur, top, L < top ? L : top, 1);
     abis_top *found = malloc(sizeof *found * (h->efc + 1));
-    uint32_t *sel = malloc(sizeof *sel * h->m0);
+    abis_top *sel = malloc(sizeof *sel * h->m0);
     if (!found || !sel) {
         free(found);
         free(sel);
@@ -512,12 +540,14 @@ static int link_node(abis_hnsw *h, scratch *s, uint32_t x, uint32_t ep, int top)
         size_t lcap;
         uint32_t *lx = links_at(h, x, lev, &lcap);
         for (size_t i = 0; i < lcap; i++)
-            lx[i] = i < ns ? sel[i] : NONE;
+            lx[i] = i < ns ? sel[i].row : NONE;
+        if (lev == 0) /* sel is best first */
+            chunk_of(h, x)->worst[abis_vs_off(x)] = ns ? sel[ns - 1].score : UNKNOWN;
         pthread_mutex_unlock(mx);
         for (size_t i = 0; i < ns; i++) {
-            pthread_mutex_t *mr = &h->locks[sel[i] & (NLOCKS - 1)];
+            pthread_mutex_t *mr = &h->locks[sel[i].row & (NLOCKS - 1)];
             pthread_mutex_lock(mr);
-            add_link(h, s, sel[i], x, lev);
+            add_link(h, sel[i].row, x, sel[i].score, lev);
             pthread_mutex_unlock(mr);
         }
         cur = found[0];
@@ -628,6 +658,7 @@ int abis_hnsw_extend(abis_hnsw *h, size_t count, unsigned threads)
         uint32_t *l = links0(h, r);
         for (size_t i = 0; i < h->m0; i++)
             l[i] = NONE;
+        c->worst[o] = UNKNOWN;
     }
     if (h->entry == NONE) { /* the first node is the entry point */
         h->entry = (uint32_t)n0;
@@ -677,8 +708,13 @@ void abis_hnsw_remap(abis_hnsw *h, const uint32_t *remap, size_t n_old, unsigned
     size_t old_indexed = h->indexed < n_old ? h->indexed : n_old, w = 0;
     for (size_t r = 0; r < old_indexed; r++) {
         uint32_t nr = remap[r];
-        if (nr == NONE)
+        if (nr == NONE) { /* its upper links are abandoned: clear them */
+            uint8_t L = level_of(h, r);
+            uint32_t up = chunk_of(h, r)->up[abis_vs_off(r)];
+            for (size_t i = 0; L && i < (size_t)L * h->m; i++)
+                h->upper[up + i] = NONE;
             continue;
+        }
         /* nr <= r, and old row nr was moved already: rows go in order */
         hchunk *cf = chunk_of(h, r), *ct = chunk_of(h, nr);
         uint8_t L = cf->level[abis_vs_off(r)];
@@ -692,6 +728,7 @@ void abis_hnsw_remap(abis_hnsw *h, const uint32_t *remap, size_t n_old, unsigned
             to[i] = NONE;
         ct->level[abis_vs_off(nr)] = L;
         ct->up[abis_vs_off(nr)] = up;
+        ct->worst[abis_vs_off(nr)] = UNKNOWN;
         for (int lev = 1; lev <= L; lev++)
             remap_list(h->upper + up + (size_t)(lev - 1) * h->m, h->m, remap);
         w++;
@@ -775,7 +812,8 @@ size_t abis_hnsw_indexed(const abis_hnsw *h)
 
 size_t abis_hnsw_bytes(const abis_hnsw *h)
 {
-    size_t b = h->n_chunks * ABIS_VS_CHUNK * (h->m0 * sizeof(uint32_t) + sizeof(uint32_t) + 1) +
+    size_t b = h->n_chunks * ABIS_VS_CHUNK *
+                   (h->m0 * sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + 1) +
                h->cap_upper * sizeof(uint32_t);
     abis_hnsw *hm = (abis_hnsw *)h;
     pthread_mutex_lock(&hm->smu);
@@ -835,6 +873,7 @@ int abis_hnsw_load(abis_hnsw *h, size_t indexed, uint32_t entry, int max_level,
         hchunk *c = chunk_of(h, r);
         size_t o = abis_vs_off(r);
         uint32_t *l = links0(h, r);
+        c->worst[o] = UNKNOWN;
         if (node(ctx, r, l, &c->level[o], &c->up[o]) != 0)
             goto bad;
         for (size_t i = 0; i < h->m0; i++)

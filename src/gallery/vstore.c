@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "match/signcode.h"
+
 #define ALIGN 64
 
 static const abis_id *key_of(const void *ctx, uint32_t row)
@@ -17,6 +19,7 @@ void abis_vstore_init(abis_vstore *s, size_t dim)
     memset(s, 0, sizeof *s);
     s->dim = dim;
     s->stride = (dim + 15) / 16 * 16;
+    s->words = abis_sign_words(dim);
     abis_rowmap_init(&s->map, key_of, s);
 }
 
@@ -28,8 +31,8 @@ static size_t chunk_data_bytes(const abis_vstore *s)
 
 static size_t chunk_bytes(const abis_vstore *s)
 {
-    return chunk_data_bytes(s) +
-           ABIS_VS_CHUNK * (sizeof(float) + sizeof(uint32_t) + sizeof(abis_id) + 1);
+    return chunk_data_bytes(s) + ABIS_VS_CHUNK * (s->words * sizeof(uint64_t) + sizeof(float) +
+                                                 sizeof(uint32_t) + sizeof(abis_id) + 1);
 }
 
 static void chunk_free(abis_vs_chunk *c)
@@ -69,6 +72,8 @@ static int reserve(abis_vstore *s)
     abis_vs_chunk *c = &s->chunk[s->n_chunks];
     c->data = (int8_t *)mem;
     mem += chunk_data_bytes(s);
+    c->code = (uint64_t *)mem;
+    mem += ABIS_VS_CHUNK * s->words * sizeof(uint64_t);
     c->scale = (float *)mem;
     mem += ABIS_VS_CHUNK * sizeof(float);
     c->slot = (uint32_t *)mem;
@@ -98,6 +103,7 @@ int abis_vstore_add(abis_vstore *s, const abis_id *id, uint32_t slot, const int8
     int8_t *row = c->data + o * s->stride;
     memcpy(row, q, s->dim);
     memset(row + s->dim, 0, s->stride - s->dim);
+    abis_sign_encode(q, s->dim, c->code + o * s->words);
     c->scale[o] = scale;
     c->slot[o] = slot;
     c->id[o] = *id;
@@ -161,6 +167,8 @@ void abis_vstore_compact(abis_vstore *s, uint32_t *remap)
             abis_vs_chunk *to = &s->chunk[w >> ABIS_VS_CHUNK_SHIFT];
             size_t to_o = abis_vs_off(w);
             memcpy(to->data + to_o * s->stride, from->data + fo * s->stride, s->stride);
+            memcpy(to->code + to_o * s->words, from->code + fo * s->words,
+                   s->words * sizeof(uint64_t));
             to->scale[to_o] = from->scale[fo];
             to->slot[to_o] = from->slot[fo];
             to->id[to_o] = from->id[fo];
@@ -182,9 +190,11 @@ void abis_vstore_compact(abis_vstore *s, uint32_t *remap)
     }
 }
 
-void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping)
+void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping,
+                       size_t *codes)
 {
     size_t rows = s->n_chunks * ABIS_VS_CHUNK;
+    *codes = rows * s->words * sizeof(uint64_t);
     *vectors = s->n_chunks * chunk_data_bytes(s) + rows * sizeof(float);
     *bookkeeping = rows * (sizeof(uint32_t) + sizeof(abis_id) + 1) + abis_rowmap_bytes(&s->map) +
                    s->cap_chunks * sizeof *s->chunk;

@@ -9,6 +9,7 @@
  *          data + (r % ABIS_VS_CHUNK) * stride, stride = dim rounded up to 16
  *   scale  float per row       slot  uint32 per row
  *   id     abis_id per row     dead  byte per row (1: tombstoned)
+ *   code   the row's sign code (match/signcode.h), ceil(dim / 64) words
  *
  * so a scan reads the int8 rows front to back, a chunk (2-8 MiB for
  * 128-512 values) is a unit of parallel work, and growing never copies rows
@@ -17,7 +18,8 @@
  * and follow insertion order; compaction keeps that order, so "the template
  * added first" is always "the lower row".
  *
- * Memory per template: stride + 25 bytes + the rowmap's 5.3-10.7 bytes.
+ * Memory per template: stride + 25 bytes + the rowmap's 5.3-10.7 bytes,
+ * plus the sign code's dim / 8 bytes (the pre-selection).
  * Not thread-safe: the gallery's lock guards it.
  */
 #ifndef ABIS_GALLERY_VSTORE_H
@@ -39,10 +41,12 @@ typedef struct abis_vs_chunk {
     uint32_t *slot;
     abis_id *id;
     uint8_t *dead;
+    uint64_t *code;
 } abis_vs_chunk;
 
 typedef struct abis_vstore {
     size_t dim, stride;
+    size_t words; /* of a sign code */
     abis_vs_chunk *chunk;
     size_t n_chunks, cap_chunks;
     size_t n, n_dead; /* rows, tombstoned rows */
@@ -65,9 +69,10 @@ size_t abis_vstore_remove_slot(abis_vstore *s, uint32_t slot);
  * (s->n entries) it gets each old row's new number, or UINT32_MAX for a dead
  * row.  Never allocates, so it cannot fail. */
 void abis_vstore_compact(abis_vstore *s, uint32_t *remap);
-/* Bytes held: the int8 rows with their scales (the part a scan reads), and
- * the bookkeeping (slots, ids, tombstones, id map, chunk table). */
-void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping);
+/* Bytes held: the int8 rows with their scales (the part a scan reads), the
+ * bookkeeping (slots, ids, tombstones, id map, chunk table), the sign codes. */
+void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping,
+                       size_t *codes);
 
 static inline const abis_vs_chunk *abis_vs_chunk_of(const abis_vstore *s, size_t r)
 {
@@ -96,6 +101,10 @@ static inline int abis_vs_dead(const abis_vstore *s, size_t r)
 static inline const abis_id *abis_vs_id(const abis_vstore *s, size_t r)
 {
     return &abis_vs_chunk_of(s, r)->id[abis_vs_off(r)];
+}
+static inline const uint64_t *abis_vs_code(const abis_vstore *s, size_t r)
+{
+    return abis_vs_chunk_of(s, r)->code + abis_vs_off(r) * s->words;
 }
 static inline size_t abis_vs_live(const abis_vstore *s)
 {

@@ -99,10 +99,24 @@ void abis_i8_scan_f32_scalar(const float *probe, size_t n, const int8_t *rows, s
     }
 }
 
+size_t abis_i8_above_scalar(const int32_t *dot, const float *scale, size_t n, float ps, float thr,
+                            uint32_t *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (abis_i8_score(dot[i], ps, scale[i]) >= thr)
+            out[m++] = (uint32_t)i;
+    return m;
+}
+
 /* ---- run-time choice ------------------------------------------------------------ */
 
-static const abis_i8_kernel scalar_kernel = {"scalar", abis_i8_dot_scalar, abis_i8_scan_scalar,
-                                             abis_i8_batch_scalar, abis_i8_scan_f32_scalar};
+static const abis_i8_kernel scalar_kernel = {"scalar",
+                                             abis_i8_dot_scalar,
+                                             abis_i8_scan_scalar,
+                                             abis_i8_batch_scalar,
+                                             abis_i8_scan_f32_scalar,
+                                             abis_i8_above_scalar};
 
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 static const abis_i8_kernel *kernels[5]; /* written once under choose_once */

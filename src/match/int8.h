@@ -87,12 +87,20 @@ typedef void (*abis_i8_batch_fn)(const abis_i8_probe *p, size_t np, const int8_t
 typedef void (*abis_i8_scan_f32_fn)(const float *probe, size_t n, const int8_t *rows,
                                     size_t stride, const uint32_t *idx, size_t count, float *out);
 
+/* The indices i (ascending) of the n scores abis_i8_score(dot[i], ps,
+ * scale[i]) that are >= thr, into out; returns how many.  Lets a search
+ * pass over the rows that cannot enter its top list without touching them
+ * one by one. */
+typedef size_t (*abis_i8_above_fn)(const int32_t *dot, const float *scale, size_t n, float ps,
+                                   float thr, uint32_t *out);
+
 typedef struct abis_i8_kernel {
     const char *name; /* "scalar", "avx2", "avx512bw", "avxvnni", "avx512vnni" */
     abis_i8_dot_fn dot;
     abis_i8_scan_fn scan;
     abis_i8_batch_fn batch;
     abis_i8_scan_f32_fn scan_f32;
+    abis_i8_above_fn above;
 } abis_i8_kernel;
 
 /* The scalar references. */
@@ -103,6 +111,8 @@ void abis_i8_batch_scalar(const abis_i8_probe *p, size_t np, const int8_t *rows,
                           size_t count, int32_t *out);
 void abis_i8_scan_f32_scalar(const float *probe, size_t n, const int8_t *rows, size_t stride,
                              const uint32_t *idx, size_t count, float *out);
+size_t abis_i8_above_scalar(const int32_t *dot, const float *scale, size_t n, float ps, float thr,
+                            uint32_t *out);
 
 /* The SIMD kernels (NULL when not compiled for this target).  Use them only
  * through abis_i8_best() / abis_i8_available(), which check the CPU. */

@@ -131,8 +131,9 @@ void abis_i8_scan_f32_avx2(const float *probe, size_t n, const int8_t *rows, siz
     }
 }
 
-static const abis_i8_kernel kernel = {"avx2", dot_avx2, scan_avx2, batch_avx2,
-                                      abis_i8_scan_f32_avx2};
+static const abis_i8_kernel kernel = {"avx2",     dot_avx2,
+                                      scan_avx2,  batch_avx2,
+                                      abis_i8_scan_f32_avx2, abis_i8_above_scalar};
 
 const abis_i8_kernel *abis_i8_avx2_kernel(void)
 {

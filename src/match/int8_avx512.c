@@ -139,8 +139,31 @@ void abis_i8_scan_f32_avx512(const float *probe, size_t n, const int8_t *rows, s
     }
 }
 
-static const abis_i8_kernel kernel = {"avx512bw", dot_avx512bw, scan_avx512bw, batch_avx512bw,
-                                      abis_i8_scan_f32_avx512};
+/* abis_i8_score of 16 rows at a time, compared and compressed into indices:
+ * (float)dot * (ps * scale), the same operations as the scalar code. */
+size_t abis_i8_above_avx512(const int32_t *dot, const float *scale, size_t n, float ps, float thr,
+                            uint32_t *out)
+{
+    const __m512 vps = _mm512_set1_ps(ps), vthr = _mm512_set1_ps(thr);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i += 16) {
+        size_t left = n - i;
+        __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 d = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, dot + i));
+        __m512 s = _mm512_mul_ps(d, _mm512_mul_ps(vps, _mm512_maskz_loadu_ps(k, scale + i)));
+        k &= _mm512_cmp_ps_mask(s, vthr, _CMP_GE_OQ);
+        _mm512_mask_compressstoreu_epi32(out + m, k, idx);
+        m += (size_t)__builtin_popcount(k);
+        idx = _mm512_add_epi32(idx, step);
+    }
+    return m;
+}
+
+static const abis_i8_kernel kernel = {"avx512bw",      dot_avx512bw,
+                                      scan_avx512bw,   batch_avx512bw,
+                                      abis_i8_scan_f32_avx512, abis_i8_above_avx512};
 
 const abis_i8_kernel *abis_i8_avx512bw_kernel(void)
 {

@@ -104,8 +104,9 @@ static void batch_avxvnni(const abis_i8_probe *p, size_t np, const int8_t *rows,
     }
 }
 
-static const abis_i8_kernel kernel = {"avxvnni", dot_avxvnni, scan_avxvnni, batch_avxvnni,
-                                      abis_i8_scan_f32_avx2};
+static const abis_i8_kernel kernel = {"avxvnni",     dot_avxvnni,
+                                      scan_avxvnni, batch_avxvnni,
+                                      abis_i8_scan_f32_avx2, abis_i8_above_scalar};
 
 const abis_i8_kernel *abis_i8_avxvnni_kernel(void)
 {

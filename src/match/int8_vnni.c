@@ -159,10 +159,11 @@ static void batch_vnni(const abis_i8_probe *p, size_t np, const int8_t *rows, si
     }
 }
 
-/* The float32-probe path is the AVX-512 one (int8_avx512.c): VNNI has no
- * float form. */
-static const abis_i8_kernel kernel = {"avx512vnni", dot_vnni, scan_vnni, batch_vnni,
-                                      abis_i8_scan_f32_avx512};
+/* The float32-probe path and the score selection are the AVX-512 ones
+ * (int8_avx512.c): VNNI has no float form. */
+static const abis_i8_kernel kernel = {"avx512vnni", dot_vnni,
+                                      scan_vnni,    batch_vnni,
+                                      abis_i8_scan_f32_avx512, abis_i8_above_avx512};
 
 const abis_i8_kernel *abis_i8_avx512vnni_kernel(void)
 {

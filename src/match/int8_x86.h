@@ -186,6 +186,8 @@ static ALWAYS_INLINE float hsum_256_ps(__m256 v)
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 void abis_i8_scan_f32_avx512(const float *probe, size_t n, const int8_t *rows, size_t stride,
                              const uint32_t *idx, size_t count, float *out);
+size_t abis_i8_above_avx512(const int32_t *dot, const float *scale, size_t n, float ps, float thr,
+                            uint32_t *out);
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
 void abis_i8_scan_f32_avx2(const float *probe, size_t n, const int8_t *rows, size_t stride,

@@ -499,6 +499,8 @@ static abis_status decode_jpeg(const uint8_t *b, size_t len, const char *what, a
     jpeg_mem_src(&cinfo, b, (unsigned long)len);
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
     jpeg_read_header(&cinfo, TRUE);
+    /* read now: saved markers are freed with the image by finish_decompress */
+    int orientation = exif_orientation(cinfo.marker_list);
     /* libjpeg's YCbCr -> grey keeps Y, which is BT.601 luma. */
     int channels = res->channels == 3 ? 3 : 1;
     /* Colour is made the way the face networks' reference decoder (jpeg-js)
@@ -552,7 +554,6 @@ static abis_status decode_jpeg(const uint8_t *b, size_t len, const char *what, a
         abis_image_free(res);
         return abis_error_set(err, ABIS_E_INVALID, "%s: bad JPEG: %s", what, msg);
     }
-    int orientation = exif_orientation(cinfo.marker_list);
     jpeg_destroy_decompress(&cinfo);
     size_t n = (size_t)res->width * (size_t)res->height;
     if (ycc_to_rgb)

@@ -15,6 +15,7 @@
  * The matrix products go to the best kernel for the CPU (gemm.h), run on the
  * calling thread: requests run in parallel, each on one core.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,43 +55,12 @@ nn_tensor nn_conv2d_ref(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, int s
     return y;
 }
 
-/* y = act(v * m[k] + a[k]) over rows of c values: one tight loop per
- * activation, so that the compiler vectorises it. */
-#define POST_LOOP(EXPR)                                                                            \
-    for (size_t p = 0; p < pixels; p++) {                                                          \
-        float *restrict row = v + p * (size_t)c;                                                   \
-        for (int k = 0; k < c; k++) {                                                              \
-            float t = row[k] * m[k] + a[k];                                                        \
-            row[k] = (EXPR);                                                                       \
-        }                                                                                          \
-    }
-
-NN_VECTOR_CLONES
 void nn_post_apply(float *v, size_t pixels, int c, const nn_post *post)
 {
-    if (!post || (!post->bias && !post->mul && !post->add && post->act == NN_ACT_NONE))
-        return;
-    /* (v + bias) * mul + add = v * mul + (bias * mul + add) */
     float m[NN_MAX_CHANNELS], a[NN_MAX_CHANNELS];
-    for (int k = 0; k < c; k++) {
-        float mul = post->mul ? post->mul[k] : 1.0f, bias = post->bias ? post->bias[k] : 0.0f;
-        m[k] = mul;
-        a[k] = bias * mul + (post->add ? post->add[k] : 0.0f);
-    }
-    switch (post->act) {
-    case NN_ACT_NONE:
-        POST_LOOP(t)
-        break;
-    case NN_ACT_RELU:
-        POST_LOOP(t > 0.0f ? t : 0.0f)
-        break;
-    case NN_ACT_RELU6:
-        POST_LOOP(t < 6.0f ? (t > 0.0f ? t : 0.0f) : 6.0f)
-        break;
-    case NN_ACT_LEAKY: /* max(t, 0.1 t), both sides computed, so that it vectorises */
-        POST_LOOP(t > t * 0.10000000149011612f ? t : t * 0.10000000149011612f)
-        break;
-    }
+    nn_gemm_post gp;
+    if (nn_gemm_post_from(post, c, m, a, &gp))
+        nn_gemm_post_apply(v, (int)pixels, c, c, &gp);
 }
 
 void nn_post_ref(nn_tensor *y, const nn_post *post)
@@ -147,6 +117,21 @@ void nn_conv_release(nn_conv *f)
     free(f->wino_pack);
     f->wpack = f->wino = f->wino_pack = NULL;
     f->qpack = NULL;
+}
+
+const nn_gemm_post *nn_gemm_post_from(const nn_post *post, int n, float *m, float *a,
+                                      nn_gemm_post *out)
+{
+    if (!post || (!post->bias && !post->mul && !post->add && post->act == NN_ACT_NONE))
+        return NULL;
+    assert(n <= NN_MAX_CHANNELS);
+    for (int k = 0; k < n; k++) {
+        float mul = post->mul ? post->mul[k] : 1.0f, bias = post->bias ? post->bias[k] : 0.0f;
+        m[k] = mul;
+        a[k] = bias * mul + (post->add ? post->add[k] : 0.0f);
+    }
+    *out = (nn_gemm_post){m, a, (int)post->act};
+    return out;
 }
 
 /* The product's right-hand matrix: the filter (k x cout) in its forms. */
@@ -211,8 +196,10 @@ nn_tensor nn_conv_layer(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, int s
             nn_tensor_free(&y);
             return y;
         }
-        nn_gemm(m, n, f->cin, x->d, f->cin, &b, panel, y.d, n);
-        nn_post_apply(y.d, (size_t)m, n, post);
+        float pm[NN_MAX_CHANNELS], pa[NN_MAX_CHANNELS];
+        nn_gemm_post gp;
+        nn_gemm(m, n, f->cin, x->d, f->cin, &b, panel, y.d, n,
+                nn_gemm_post_from(post, n, pm, pa, &gp));
         return y;
     }
     int k = f->kh * f->kw * f->cin;
@@ -229,13 +216,15 @@ nn_tensor nn_conv_layer(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, int s
         nn_tensor_free(&y);
         return y;
     }
+    float pm[NN_MAX_CHANNELS], pa[NN_MAX_CHANNELS];
+    nn_gemm_post gp;
+    const nn_gemm_post *gpost = nn_gemm_post_from(post, n, pm, pa, &gp);
     for (int oy0 = 0; oy0 < oh; oy0 += band) {
         int oy1 = oy0 + band < oh ? oy0 + band : oh;
         int m = (oy1 - oy0) * ow;
         im2col_rows(x, f, stride, py, px, ow, oy0, oy1, col);
         float *out = y.d + (size_t)oy0 * ow * n;
-        nn_gemm(m, n, k, col, k, &b, panel, out, n);
-        nn_post_apply(out, (size_t)m, n, post);
+        nn_gemm(m, n, k, col, k, &b, panel, out, n, gpost);
     }
     return y;
 }

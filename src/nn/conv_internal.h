@@ -14,6 +14,15 @@
 #define NN_VECTOR_CLONES
 #endif
 
+#include "nn/gemm.h"
+
+/* The epilogue as the product kernels take it: (v + bias) * mul + add =
+ * v * mul + (bias * mul + add), per channel, into m and a (n values, n <=
+ * NN_MAX_CHANNELS), and *out pointing at them; NULL when `post` does
+ * nothing. */
+const nn_gemm_post *nn_gemm_post_from(const nn_post *post, int n, float *m, float *a,
+                                      nn_gemm_post *out);
+
 /* The epilogue `post` (may be NULL) over `pixels` rows of c channels, fused
  * in one pass. */
 void nn_post_apply(float *v, size_t pixels, int c, const nn_post *post);

@@ -6,7 +6,8 @@
  * Reference: loops in TensorFlow's order, one output value at a time.
  * Fast path: one output pixel at a time with the channels innermost, so each
  * filter tap is a contiguous multiply-add over all channels (vectorised by
- * the compiler), then the fused epilogue.
+ * the compiler) into a local accumulator; the epilogue is applied there and
+ * the pixel stored once.
  */
 #include "nn/conv_internal.h"
 #include "nn/nn.h"
@@ -38,27 +39,67 @@ nn_tensor nn_depthwise_ref(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, in
     return y;
 }
 
+#define LANES 16 /* channels summed together: one AVX-512 register */
+
+/* c = act(c * m + a) for n values (the epilogue of one block). */
+static inline void block_post(float *restrict out, const float *restrict acc, size_t n,
+                              const nn_gemm_post *post, size_t c0)
+{
+    if (!post) {
+        for (size_t l = 0; l < n; l++)
+            out[l] = acc[l];
+        return;
+    }
+    const float *restrict m = post->mul + c0, *restrict a = post->add + c0;
+    for (size_t l = 0; l < n; l++) {
+        float t = acc[l] * m[l] + a[l];
+        if (post->act == NN_ACT_RELU || post->act == NN_ACT_RELU6)
+            t = t > 0.0f ? t : 0.0f;
+        if (post->act == NN_ACT_RELU6)
+            t = t < 6.0f ? t : 6.0f;
+        if (post->act == NN_ACT_LEAKY)
+            t = t > t * 0.10000000149011612f ? t : t * 0.10000000149011612f;
+        out[l] = t;
+    }
+}
+
+/* One output pixel at a time and LANES channels at a time: the taps summed
+ * into an accumulator that stays in a register, then the epilogue, then one
+ * store. */
 NN_VECTOR_CLONES
 static void depthwise_fast(const nn_tensor *x, const nn_conv *f, int stride, int py, int px,
-                           nn_tensor *y)
+                           const nn_gemm_post *post, nn_tensor *y)
 {
     size_t c = (size_t)x->c;
+    const float *in[64], *w[64]; /* the taps inside the image: at most 8 x 8 */
     for (int oy = 0; oy < y->h; oy++)
         for (int ox = 0; ox < y->w; ox++) {
-            float *restrict out = y->d + ((size_t)oy * y->w + ox) * c;
+            int taps = 0;
             for (int ky = 0; ky < f->kh; ky++) {
                 int iy = oy * stride - py + ky;
-                if (iy < 0 || iy >= x->h)
-                    continue;
-                for (int kx = 0; kx < f->kw; kx++) {
+                for (int kx = 0; kx < f->kw && iy >= 0 && iy < x->h; kx++) {
                     int ix = ox * stride - px + kx;
-                    if (ix < 0 || ix >= x->w)
+                    if (ix < 0 || ix >= x->w || taps == 64)
                         continue;
-                    const float *restrict in = x->d + ((size_t)iy * x->w + ix) * c;
-                    const float *restrict w = f->w + ((size_t)ky * f->kw + kx) * c;
-                    for (size_t i = 0; i < c; i++)
-                        out[i] += in[i] * w[i];
+                    in[taps] = x->d + ((size_t)iy * x->w + ix) * c;
+                    w[taps++] = f->w + ((size_t)ky * f->kw + kx) * c;
                 }
+            }
+            float *out = y->d + ((size_t)oy * y->w + ox) * c;
+            size_t c0 = 0;
+            for (; c0 + LANES <= c; c0 += LANES) {
+                float acc[LANES] = {0};
+                for (int t = 0; t < taps; t++)
+                    for (size_t l = 0; l < LANES; l++)
+                        acc[l] += in[t][c0 + l] * w[t][c0 + l];
+                block_post(out + c0, acc, LANES, post, c0);
+            }
+            if (c0 < c) {
+                float acc[LANES] = {0};
+                for (int t = 0; t < taps; t++)
+                    for (size_t l = 0; l < c - c0; l++)
+                        acc[l] += in[t][c0 + l] * w[t][c0 + l];
+                block_post(out + c0, acc, c - c0, post, c0);
             }
         }
 }
@@ -74,12 +115,14 @@ nn_tensor nn_depthwise_layer(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f, 
     if (ctx->failed || !x->d || x->c != f->cin)
         return nn_tensor_new(ctx, 0, 0, 0);
     int oh = nn_out_size(x->h, f->kh, stride, pad), ow = nn_out_size(x->w, f->kw, stride, pad);
-    nn_tensor y = nn_tensor_zeros(ctx, oh, ow, x->c); /* the accumulator */
+    nn_tensor y = nn_tensor_new(ctx, oh, ow, x->c);
     if (!y.d)
         return y;
+    float m[NN_MAX_CHANNELS], a[NN_MAX_CHANNELS];
+    nn_gemm_post gp;
     depthwise_fast(x, f, stride, nn_pad_before(x->h, f->kh, stride, pad),
-                   nn_pad_before(x->w, f->kw, stride, pad), &y);
-    nn_post_apply(y.d, (size_t)oh * ow, y.c, post);
+                   nn_pad_before(x->w, f->kw, stride, pad),
+                   nn_gemm_post_from(post, x->c, m, a, &gp), &y);
     return y;
 }
 

@@ -1,6 +1,7 @@
 /* gemm.c: the run-time choice of the matrix-product kernel, packing, and
  * 8-bit panels (gemm.h). */
 #include "nn/gemm.h"
+#include "nn/conv_internal.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -9,11 +10,44 @@
 #include <string.h>
 
 static void gemm_blas(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                      int packed, float *c, int ldc)
+                      int packed, float *c, int ldc, const nn_gemm_post *post)
 {
     (void)packed; /* never given packed B: see nn_gemm */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c,
                 ldc);
+    if (post)
+        nn_gemm_post_apply(c, m, n, ldc, post);
+}
+
+/* c = act(c * mul + add) over rows of n values: one tight loop per
+ * activation, so that the compiler vectorises it. */
+#define POST_LOOP(EXPR)                                                                            \
+    for (int i = 0; i < m; i++) {                                                                  \
+        float *restrict row = c + (size_t)i * (size_t)ldc;                                         \
+        for (int j = 0; j < n; j++) {                                                              \
+            float t = row[j] * mul[j] + add[j];                                                    \
+            row[j] = (EXPR);                                                                       \
+        }                                                                                          \
+    }
+
+NN_VECTOR_CLONES
+void nn_gemm_post_apply(float *c, int m, int n, int ldc, const nn_gemm_post *post)
+{
+    const float *restrict mul = post->mul, *restrict add = post->add;
+    switch (post->act) {
+    case 1: /* NN_ACT_RELU */
+        POST_LOOP(t > 0.0f ? t : 0.0f)
+        break;
+    case 2: /* NN_ACT_RELU6 */
+        POST_LOOP(t < 6.0f ? (t > 0.0f ? t : 0.0f) : 6.0f)
+        break;
+    case 3: /* NN_ACT_LEAKY: max(t, 0.1 t), both sides computed, so that it vectorises */
+        POST_LOOP(t > t * 0.10000000149011612f ? t : t * 0.10000000149011612f)
+        break;
+    default:
+        POST_LOOP(t)
+        break;
+    }
 }
 
 static const struct {
@@ -101,16 +135,16 @@ void nn_gemm_pack_q(int k, int n, const unsigned char *q, int ldq, unsigned char
 }
 
 void nn_gemm(int m, int n, int k, const float *a, int lda, const nn_gemm_b *b, float *panel,
-             float *c, int ldc)
+             float *c, int ldc, const nn_gemm_post *post)
 {
     pthread_once(&once, choose);
     nn_gemm_fn f = atomic_load_explicit(&chosen, memory_order_relaxed);
     if (f == gemm_blas || (!b->pack && !b->qpack)) {
-        f(m, n, k, a, lda, b->b, b->ldb, 0, c, ldc);
+        f(m, n, k, a, lda, b->b, b->ldb, 0, c, ldc, post);
         return;
     }
     if (b->pack) {
-        f(m, n, k, a, lda, b->pack, NN_GEMM_PANEL, 1, c, ldc);
+        f(m, n, k, a, lda, b->pack, NN_GEMM_PANEL, 1, c, ldc, post);
         return;
     }
     /* 8-bit panels: expand one, run every row over it, next. */
@@ -120,6 +154,9 @@ void nn_gemm(int m, int n, int k, const float *a, int lda, const nn_gemm_b *b, f
         for (size_t i = 0; i < panel_size; i++)
             panel[i] = (float)q[i] * b->qscale + b->qmin;
         int cols = n - j < NN_GEMM_PANEL ? n - j : NN_GEMM_PANEL;
-        f(m, cols, k, a, lda, panel, NN_GEMM_PANEL, 1, c + j, ldc);
+        nn_gemm_post pj;
+        if (post)
+            pj = (nn_gemm_post){post->mul + j, post->add + j, post->act};
+        f(m, cols, k, a, lda, panel, NN_GEMM_PANEL, 1, c + j, ldc, post ? &pj : NULL);
     }
 }

@@ -33,15 +33,27 @@ typedef struct nn_gemm_b {
     float qscale, qmin;         /* their values: q * qscale + qmin */
 } nn_gemm_b;
 
-/* A kernel over float B: read at b with row stride ldb, or, when `packed`,
- * panel p of B at b + p * k * NN_GEMM_PANEL with row stride NN_GEMM_PANEL. */
-typedef void (*nn_gemm_fn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                           int packed, float *c, int ldc);
+/* What to do to C on the way out, per column j: c = act(c * mul[j] + add[j])
+ * (act: NN_ACT_* of nn.h); applied in registers by our kernels, in a second
+ * pass after OpenBLAS. */
+typedef struct nn_gemm_post {
+    const float *mul, *add; /* n values each */
+    int act;
+} nn_gemm_post;
 
-/* C[m x n] = A[m x k] * B with the chosen kernel.  `panel` is room for
- * k * NN_GEMM_PANEL floats, used when B is 8-bit. */
+/* A kernel over float B: read at b with row stride ldb, or, when `packed`,
+ * panel p of B at b + p * k * NN_GEMM_PANEL with row stride NN_GEMM_PANEL;
+ * `post` (may be NULL) for columns [0, n). */
+typedef void (*nn_gemm_fn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                           int packed, float *c, int ldc, const nn_gemm_post *post);
+
+/* C[m x n] = A[m x k] * B with the chosen kernel, then `post` (may be NULL).
+ * `panel` is room for k * NN_GEMM_PANEL floats, used when B is 8-bit. */
 void nn_gemm(int m, int n, int k, const float *a, int lda, const nn_gemm_b *b, float *panel,
-             float *c, int ldc);
+             float *c, int ldc, const nn_gemm_post *post);
+
+/* `post` on C (m rows of n values, row stride ldc), as a separate pass. */
+void nn_gemm_post_apply(float *c, int m, int n, int ldc, const nn_gemm_post *post);
 
 /* Floats (or bytes) a packed k x n matrix takes. */
 size_t nn_gemm_packed_size(int k, int n);

@@ -15,9 +15,24 @@
 #define MR 6
 #define NR NN_GEMM_PANEL
 
+/* c = act(c * mul + add) on one register (act as nn_gemm_post). */
+static inline __attribute__((always_inline)) __m512 epilogue(__m512 c, __m512 mul, __m512 add,
+                                                             int act)
+{
+    c = _mm512_fmadd_ps(c, mul, add);
+    if (act == 1 || act == 2)
+        c = _mm512_max_ps(c, _mm512_setzero_ps());
+    if (act == 2)
+        c = _mm512_min_ps(c, _mm512_set1_ps(6.0f));
+    if (act == 3)
+        c = _mm512_max_ps(c, _mm512_mul_ps(c, _mm512_set1_ps(0.10000000149011612f)));
+    return c;
+}
+
 static inline __attribute__((always_inline)) void block(const int mr, int k, const float *a,
                                                         int lda, const float *b, int ldb, float *c,
-                                                        int ldc, __mmask16 m0, __mmask16 m1)
+                                                        int ldc, __mmask16 m0, __mmask16 m1,
+                                                        const nn_gemm_post *post, int j)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -56,6 +71,19 @@ static inline __attribute__((always_inline)) void block(const int mr, int k, con
             c51 = _mm512_fmadd_ps(v, b1, c51);
         }
     }
+    if (post) {
+        __m512 pm0 = _mm512_maskz_loadu_ps(m0, post->mul + j);
+        __m512 pm1 = _mm512_maskz_loadu_ps(m1, post->mul + j + 16);
+        __m512 pa0 = _mm512_maskz_loadu_ps(m0, post->add + j);
+        __m512 pa1 = _mm512_maskz_loadu_ps(m1, post->add + j + 16);
+        int act = post->act;
+        c00 = epilogue(c00, pm0, pa0, act), c01 = epilogue(c01, pm1, pa1, act);
+        c10 = epilogue(c10, pm0, pa0, act), c11 = epilogue(c11, pm1, pa1, act);
+        c20 = epilogue(c20, pm0, pa0, act), c21 = epilogue(c21, pm1, pa1, act);
+        c30 = epilogue(c30, pm0, pa0, act), c31 = epilogue(c31, pm1, pa1, act);
+        c40 = epilogue(c40, pm0, pa0, act), c41 = epilogue(c41, pm1, pa1, act);
+        c50 = epilogue(c50, pm0, pa0, act), c51 = epilogue(c51, pm1, pa1, act);
+    }
     _mm512_mask_storeu_ps(c, m0, c00);
     _mm512_mask_storeu_ps(c + 16, m1, c01);
     if (mr > 1) {
@@ -86,31 +114,32 @@ static __mmask16 lanes(int n)
 }
 
 static void gemm_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                        int packed, float *c, int ldc)
+                        int packed, float *c, int ldc, const nn_gemm_post *post)
 {
     for (int j = 0; j < n; j += NR) {
         __mmask16 m0 = lanes(n - j), m1 = lanes(n - j - 16);
         const float *bj = packed ? b + (long)(j / NR) * k * NR : b + j;
         int i = 0;
         for (; i + MR <= m; i += MR)
-            block(6, k, a + (long)i * lda, lda, bj, ldb, c + (long)i * ldc + j, ldc, m0, m1);
+            block(6, k, a + (long)i * lda, lda, bj, ldb, c + (long)i * ldc + j, ldc, m0, m1, post,
+                  j);
         const float *ai = a + (long)i * lda;
         float *ci = c + (long)i * ldc + j;
         switch (m - i) {
         case 5:
-            block(5, k, ai, lda, bj, ldb, ci, ldc, m0, m1);
+            block(5, k, ai, lda, bj, ldb, ci, ldc, m0, m1, post, j);
             break;
         case 4:
-            block(4, k, ai, lda, bj, ldb, ci, ldc, m0, m1);
+            block(4, k, ai, lda, bj, ldb, ci, ldc, m0, m1, post, j);
             break;
         case 3:
-            block(3, k, ai, lda, bj, ldb, ci, ldc, m0, m1);
+            block(3, k, ai, lda, bj, ldb, ci, ldc, m0, m1, post, j);
             break;
         case 2:
-            block(2, k, ai, lda, bj, ldb, ci, ldc, m0, m1);
+            block(2, k, ai, lda, bj, ldb, ci, ldc, m0, m1, post, j);
             break;
         case 1:
-            block(1, k, ai, lda, bj, ldb, ci, ldc, m0, m1);
+            block(1, k, ai, lda, bj, ldb, ci, ldc, m0, m1, post, j);
             break;
         default:
             break;

@@ -12,10 +12,12 @@
  * Two implementations of the heavy operations, chosen per context:
  *   reference  plain loops, one operation at a time, written to be read and
  *              checked against TensorFlow's definitions;
- *   fast       convolutions as im2col + cblas_sgemm (OpenBLAS, one thread:
- *              the caller's), 1x1 convolutions as one sgemm, 3x3 stride-1
- *              convolutions by Winograd F(2x2, 3x3), and the per-channel
- *              epilogue (bias, scale, activation) fused into one pass.
+ *   fast       convolutions as im2col and a matrix product (our AVX-512 /
+ *              AVX2 kernels, or cblas_sgemm from OpenBLAS on one thread: the
+ *              caller's; gemm.h), 1x1 convolutions as one product, 3x3
+ *              stride-1 convolutions on larger maps by Winograd F(2x2, 3x3),
+ *              and the per-channel epilogue (bias, scale, activation) fused
+ *              into the product's stores.
  * tests/test_nn_ops.c holds the two to within float rounding on every
  * operation and on whole networks.
  *

@@ -9,6 +9,7 @@
  * interpolations first, then the vertical one.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "nn/nn.h"
 
@@ -95,22 +96,6 @@ static nn_tensor input_ref(nn_ctx *ctx, const nn_image *img, int x0, int y0, int
     return out;
 }
 
-/* The same values without building the padded square: a padded pixel is a
- * zero, an inside one is read from the image. */
-static void fetch(const nn_image *img, int x0, int y0, int w, int h, int py, int px, int sy, int sx,
-                  float out[3])
-{
-    int ry = sy - py, rx = sx - px;
-    if (ry < 0 || ry >= h || rx < 0 || rx >= w) {
-        out[0] = out[1] = out[2] = 0;
-        return;
-    }
-    const unsigned char *p = img->rgb + (size_t)(y0 + ry) * img->stride + (size_t)(x0 + rx) * 3;
-    out[0] = p[0];
-    out[1] = p[1];
-    out[2] = p[2];
-}
-
 nn_tensor nn_input_from_image(nn_ctx *ctx, const nn_image *img, int x0, int y0, int w, int h,
                               int size, int center)
 {
@@ -125,20 +110,47 @@ nn_tensor nn_input_from_image(nn_ctx *ctx, const nn_image *img, int x0, int y0, 
     nn_tensor out = nn_tensor_new(ctx, size, size, 3);
     if (!out.d)
         return out;
+    /* The same values without building the padded square: per output
+     * column the two source columns (-1: a padding zero) and the weight. */
+    int *cols = malloc((size_t)size * 2 * sizeof *cols);
+    float *fx = malloc((size_t)size * sizeof *fx);
+    if (!cols || !fx) {
+        free(cols);
+        free(fx);
+        nn_tensor_free(&out);
+        ctx->failed = 1;
+        return out;
+    }
     float scale = (float)side / (float)size;
+    for (int ox = 0; ox < size; ox++) {
+        lerp_at lx = side == size ? (lerp_at){ox, ox, 0} : lerp_index(ox, scale, side);
+        int lo = lx.lo - px, hi = lx.hi - px;
+        cols[2 * ox] = lo >= 0 && lo < w ? lo : -1;
+        cols[2 * ox + 1] = hi >= 0 && hi < w ? hi : -1;
+        fx[ox] = lx.frac;
+    }
+    static const unsigned char zero[3] = {0, 0, 0};
     for (int oy = 0; oy < size; oy++) {
         lerp_at ly = side == size ? (lerp_at){oy, oy, 0} : lerp_index(oy, scale, side);
-        for (int ox = 0; ox < size; ox++) {
-            lerp_at lx = side == size ? (lerp_at){ox, ox, 0} : lerp_index(ox, scale, side);
-            float tl[3], tr[3], bl[3], br[3];
-            fetch(img, x0, y0, w, h, py, px, ly.lo, lx.lo, tl);
-            fetch(img, x0, y0, w, h, py, px, ly.lo, lx.hi, tr);
-            fetch(img, x0, y0, w, h, py, px, ly.hi, lx.lo, bl);
-            fetch(img, x0, y0, w, h, py, px, ly.hi, lx.hi, br);
-            float *o = out.d + ((size_t)oy * size + ox) * 3;
+        int rlo = ly.lo - py, rhi = ly.hi - py;
+        const unsigned char *top =
+            rlo >= 0 && rlo < h ? img->rgb + (size_t)(y0 + rlo) * img->stride + (size_t)x0 * 3
+                                : NULL;
+        const unsigned char *bot =
+            rhi >= 0 && rhi < h ? img->rgb + (size_t)(y0 + rhi) * img->stride + (size_t)x0 * 3
+                                : NULL;
+        float *o = out.d + (size_t)oy * size * 3;
+        for (int ox = 0; ox < size; ox++, o += 3) {
+            int cl = cols[2 * ox], ch = cols[2 * ox + 1];
+            const unsigned char *tl = top && cl >= 0 ? top + cl * 3 : zero;
+            const unsigned char *tr = top && ch >= 0 ? top + ch * 3 : zero;
+            const unsigned char *bl = bot && cl >= 0 ? bot + cl * 3 : zero;
+            const unsigned char *br = bot && ch >= 0 ? bot + ch * 3 : zero;
             for (int k = 0; k < 3; k++)
-                o[k] = lerp2(tl[k], tr[k], bl[k], br[k], lx.frac, ly.frac);
+                o[k] = lerp2(tl[k], tr[k], bl[k], br[k], fx[ox], ly.frac);
         }
     }
+    free(cols);
+    free(fx);
     return out;
 }

@@ -200,7 +200,7 @@ nn_tensor nn_winograd_conv3x3(nn_ctx *ctx, const nn_tensor *x, const nn_conv *f,
                            .ldb = (int)co,
                            .pack = f->wino_pack ? f->wino_pack + (size_t)k * one : NULL};
             nn_gemm(tiles, (int)co, (int)ci, v + (size_t)k * band_tiles * ci, (int)ci, &b, NULL,
-                    m + (size_t)k * band_tiles * co, (int)co);
+                    m + (size_t)k * band_tiles * co, (int)co, NULL);
         }
         output_transform(&y, tiles_x, ty0, ty1, m, band_tiles);
         int r0 = ty0 * 2, r1 = ty1 * 2 < oh ? ty1 * 2 : oh;

@@ -11,10 +11,13 @@
  */
 #include "server/server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 static void usage(FILE *out)
@@ -26,6 +29,45 @@ static void usage(FILE *out)
             "docs/CONFIG.md).  Logs are JSON lines on standard error.  Stops gracefully\n"
             "on SIGTERM or SIGINT.\n\n");
     abisd_config_help(out);
+}
+
+/* SIGTERM and SIGINT write their number to this pipe, which the main thread
+ * reads.  A handler, not sigwait alone: libraries (OpenBLAS) start threads
+ * before main() that do not block the signals, and a signal delivered to one
+ * of them must still stop the server gracefully, not kill it. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(stop_pipe[1], &b, 1); /* a full pipe: a stop is already pending */
+    (void)w;
+    errno = saved;
+}
+
+static int stop_signals_install(void)
+{
+    if (pipe(stop_pipe) != 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) != 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/* Wait for SIGTERM or SIGINT; its number. */
+static int stop_signal_wait(void)
+{
+    unsigned char b = 0;
+    while (read(stop_pipe[0], &b, 1) != 1)
+        if (errno != EINTR)
+            return SIGTERM;
+    return b;
 }
 
 /* Build the galleries in the background, so that no request pays for it. */
@@ -118,12 +160,17 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Signals go to this thread only (sigwait below); every thread started
-     * from here on inherits the mask. */
+    /* Threads started from here on block SIGTERM and SIGINT (they inherit the
+     * mask); this thread unblocks them once the server runs, and the handler
+     * turns them into a byte on stop_pipe wherever they land. */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    if (stop_signals_install() != 0) {
+        abisd_log(ABISD_ERROR, "cannot install the signal handlers", NULL);
+        return 1;
+    }
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -147,12 +194,8 @@ int main(int argc, char **argv)
     pthread_t warm;
     int warming = cfg.warm_galleries && pthread_create(&warm, NULL, warm_galleries, e) == 0;
 
-    int sig = 0;
-    sigwait(&stop, &sig);
-    /* Shutting down: another SIGTERM (systemd repeats none, but a person
-     * may) must not cut the drain short on a thread that does not block it. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
+    pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+    int sig = stop_signal_wait();
     abisd_log(ABISD_INFO, "shutting down",
               json_pack("{s:s, s:i}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", "in_flight",
                         abisd_inflight(srv)));

@@ -169,15 +169,15 @@ abis_status abis_json_template_parse(json_t *obj, const char *what, abis_json_te
             return REFUSE("wrong_type", "%s.quality is not a number", what);
         t->in.quality = json_number_value(q);
     }
-
     json_t *ppi = json_object_get(obj, "ppi");
     if (ppi && !json_is_null(ppi)) {
         if (!json_is_number(ppi))
             return REFUSE("wrong_type", "%s.ppi is not a number", what);
         t->in.ppi = json_number_value(ppi);
         if (!(t->in.ppi > 0 && t->in.ppi <= 100000))
-            return REFUSE("invalid", "%s.ppi %g is not a resolution in pixels per inch", what,
-                          t->in.ppi);
+            return REFUSE("invalid",
+                          "%s.ppi is not a positive number of pixels per inch up to 100000 (%g)",
+                          what, t->in.ppi);
     }
 
     json_t *vec = json_object_get(obj, "vector"), *b64 = json_object_get(obj, "vector_b64"),

@@ -7,10 +7,14 @@
  *   {"modality": "iris", "image_b64": "/9j/4AAQ...",      a capture (image file bytes)
  *    "position": "left"}                                  for a modality that takes captures
  *
+ *   {"modality": "finger", "image_b64": "SUkqAA...",      a fingerprint image, or an
+ *    "position": 2, "ppi": 1000}                          ISO/ANSI minutiae record
+ *
  * plus the optional "position" (0-10, "right" = 1, "left" = 2), "quality"
- * (a number) and, for captures, "ppi" (the image's resolution).  Exactly one of vector, vector_b64
- * and image_b64.  Whether the modality takes vectors or captures is the modality plug-in's decision
- * (the engine says so when they do not fit); this file only checks the JSON.
+ * (a number) and "ppi" (a capture's resolution, a positive number; without
+ * it the file's own or 500).  Exactly one of vector, vector_b64 and image_b64.  Whether the
+ * modality takes vectors or captures is the modality plug-in's decision (the
+ * engine says so when they do not fit); this file only checks the JSON.
  */
 #ifndef ABIS_TEMPLATE_INPUT_JSON_H
 #define ABIS_TEMPLATE_INPUT_JSON_H

@@ -30,6 +30,12 @@
  * prints measure 0.23-0.9 (mean 0.56). */
 #define FP_MIN_CLARITY 0.15
 
+/* v clamped to [0, n). */
+static int clampi(int v, int n)
+{
+    return v < 0 ? 0 : v >= n ? n - 1 : v;
+}
+
 /* Rescale grey (w x h) by s into a new buffer of *ow x *oh. */
 static float *rescale(const uint8_t *px, int w, int h, double s, int *ow, int *oh)
 {
@@ -65,22 +71,12 @@ static float *rescale(const uint8_t *px, int w, int h, double s, int *ow, int *o
             double fy = (y + 0.5) / s - 0.5;
             int y0 = (int)floor(fy);
             double ay = fy - y0;
-            int ya = y0 < 0    ? 0
-                     : y0 >= h ? h - 1
-                               : y0,
-                yb = y0 + 1 >= h  ? h - 1
-                     : y0 + 1 < 0 ? 0
-                                  : y0 + 1;
+            int ya = clampi(y0, h), yb = clampi(y0 + 1, h);
             for (int x = 0; x < nw; x++) {
                 double fx = (x + 0.5) / s - 0.5;
                 int x0 = (int)floor(fx);
                 double ax = fx - x0;
-                int xa = x0 < 0    ? 0
-                         : x0 >= w ? w - 1
-                                   : x0,
-                    xb = x0 + 1 >= w  ? w - 1
-                         : x0 + 1 < 0 ? 0
-                                      : x0 + 1;
+                int xa = clampi(x0, w), xb = clampi(x0 + 1, w);
                 double v =
                     (px[(size_t)ya * w + xa] * (1 - ax) + px[(size_t)ya * w + xb] * ax) * (1 - ay) +
                     (px[(size_t)yb * w + xa] * (1 - ax) + px[(size_t)yb * w + xb] * ax) * ay;
@@ -174,7 +170,7 @@ abis_status abis_finger_extract(const abis_image *img, double ppi, abis_finger_t
     if ((st = fp_skeletonize(&f, enh, skel, err)) != ABIS_OK)
         goto out;
     int n = 0, raw = 0;
-    st = fp_minutiae_find(&f, skel, enh, out->m, ABIS_FINGER_MAX_MINUTIAE, &n, &raw, err);
+    st = fp_minutiae_find(&f, skel, out->m, ABIS_FINGER_MAX_MINUTIAE, &n, &raw, err);
     if (st != ABIS_OK)
         goto out;
     info->minutiae_raw = raw;

@@ -178,10 +178,31 @@ static abis_status block_moments(fp_field *f, float *vxx, float *vyy, float *vxy
     return ABIS_OK;
 }
 
+/* One pass of the kernel k (radius r) over (ic, is) into (oc, os), along
+ * rows (dx = 1) or columns (dx = 0); outside the map counts as nothing. */
+static void smooth_pass(const float *ic, const float *is, float *oc, float *os, int bw, int bh,
+                        const float *k, int r, int dx)
+{
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++) {
+            float ac = 0, as = 0;
+            for (int i = -r; i <= r; i++) {
+                int xx = x + (dx ? i : 0), yy = y + (dx ? 0 : i);
+                if (xx < 0 || xx >= bw || yy < 0 || yy >= bh)
+                    continue;
+                size_t b = (size_t)yy * bw + xx;
+                ac += k[i + r] * ic[b];
+                as += k[i + r] * is[b];
+            }
+            oc[(size_t)y * bw + x] = ac;
+            os[(size_t)y * bw + x] = as;
+        }
+}
+
 /* Smooth doubled-angle vectors (c, s) over blocks with a Gaussian of sigma
- * `sig` blocks, weights `wt` (NULL: 1), in place. */
-static void smooth_vectors(float *c, float *s, const float *wt, int bw, int bh, float sig,
-                           float *tmp_c, float *tmp_s)
+ * `sig` blocks, in place (separable: rows, then columns). */
+static void smooth_vectors(float *c, float *s, int bw, int bh, float sig, float *tmp_c,
+                           float *tmp_s)
 {
     int r = (int)ceilf(2.5f * sig);
     float k[16];
@@ -189,36 +210,8 @@ static void smooth_vectors(float *c, float *s, const float *wt, int bw, int bh, 
         r = 7;
     for (int i = -r; i <= r; i++)
         k[i + r] = expf(-(float)(i * i) / (2 * sig * sig));
-    /* separable: rows then columns */
-    for (int y = 0; y < bh; y++)
-        for (int x = 0; x < bw; x++) {
-            float ac = 0, as = 0;
-            for (int i = -r; i <= r; i++) {
-                int xx = x + i;
-                if (xx < 0 || xx >= bw)
-                    continue;
-                size_t b = (size_t)y * bw + xx;
-                float q = k[i + r] * (wt ? wt[b] : 1.0f);
-                ac += q * c[b];
-                as += q * s[b];
-            }
-            tmp_c[(size_t)y * bw + x] = ac;
-            tmp_s[(size_t)y * bw + x] = as;
-        }
-    for (int y = 0; y < bh; y++)
-        for (int x = 0; x < bw; x++) {
-            float ac = 0, as = 0;
-            for (int i = -r; i <= r; i++) {
-                int yy = y + i;
-                if (yy < 0 || yy >= bh)
-                    continue;
-                size_t b = (size_t)yy * bw + x;
-                ac += k[i + r] * tmp_c[b];
-                as += k[i + r] * tmp_s[b];
-            }
-            c[(size_t)y * bw + x] = ac;
-            s[(size_t)y * bw + x] = as;
-        }
+    smooth_pass(c, s, tmp_c, tmp_s, bw, bh, k, r, 1);
+    smooth_pass(tmp_c, tmp_s, c, s, bw, bh, k, r, 0);
 }
 
 /* ---- segmentation ------------------------------------------------------------ */
@@ -642,7 +635,7 @@ abis_status fp_field_compute(fp_field *f, const float *grey, int w, int h, abis_
         goto out;
 
     /* orientation: energy-weighted doubled angles smoothed over ~3 blocks */
-    smooth_vectors(c2, s2, NULL, f->bw, f->bh, 1.0f, t1, t2);
+    smooth_vectors(c2, s2, f->bw, f->bh, 1.0f, t1, t2);
     for (size_t b = 0; b < nb; b++) {
         /* gradient direction + 90 degrees = ridge direction; y is down, so
          * the image-space angle is negated to count counter-clockwise */

@@ -75,8 +75,8 @@ abis_status fp_skeletonize(const fp_field *f, const float *enhanced, uint8_t *sk
 
 /* minutiae.c: minutiae of the skeleton with false ones removed, at most
  * `cap` (best quality first); *raw gets the candidates before removal. */
-abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, const float *enhanced,
-                             abis_minutia *out, int cap, int *n, int *raw, abis_error *err);
+abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, abis_minutia *out, int cap,
+                             int *n, int *raw, abis_error *err);
 
 /* quality.c: the quality of the minutia at (x, y), 1..100. */
 uint8_t fp_quality_minutia(const fp_field *f, float x, float y);

@@ -23,10 +23,10 @@
  * times.  A prepared template is one block of memory, freed with
  * abis_finger_prep_free.  Comparison is thread-safe (read-only).
  *
- * Pre-selection (the fast first stage of 1:N): the same matcher over all
- * the probe's cylinders but only the candidate's few best (by minutia
- * quality), which costs a fraction of the full comparison and ranks mates
- * almost as well (docs/FINGER.md, "1:N").
+ * Pre-selection (the fast first stage of 1:N): the same matcher with the
+ * relaxation limited to the 12 best pairs and without global pairing:
+ * about half the full comparison's cost, and it keeps mates at the top of
+ * the ranking (docs/FINGER.md, "1:N").
  */
 #ifndef ABIS_FINGER_MATCH_H
 #define ABIS_FINGER_MATCH_H

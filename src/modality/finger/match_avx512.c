@@ -41,17 +41,15 @@ static int sim_avx512(const fp_prep_view *a, int na, const fp_prep_view *b, int 
             const fp_cyl *cb = &b->cyl[j];
             __m512i b0 = _mm512_loadu_si512(cb->bits), b1 = _mm512_loadu_si512(cb->bits + 8),
                     b2 = _mm512_loadu_si512(cb->bits + 16);
-            int na_, nb_, nx;
             if (ca->full && cb->full) {
                 /* both masks are the whole circle: only the differing bits */
                 __m512i px = _mm512_add_epi64(
                     _mm512_add_epi64(_mm512_popcnt_epi64(_mm512_xor_si512(a0, b0)),
                                      _mm512_popcnt_epi64(_mm512_xor_si512(a1, b1))),
                     _mm512_popcnt_epi64(_mm512_xor_si512(a2, b2)));
-                nx = (int)_mm512_reduce_add_epi64(px);
-                na_ = (int)ca->ones;
-                nb_ = (int)cb->ones;
-                goto score;
+                int nx = (int)_mm512_reduce_add_epi64(px);
+                n = fp_sim_emit(row, i, j, (int)ca->ones, (int)cb->ones, nx, sqrt_t, list, cnt, n);
+                continue;
             }
             __m256i m = _mm256_and_si256(ma, _mm256_loadu_si256((const __m256i *)cb->mask));
             __m256i mc = _mm256_popcnt_epi64(m);
@@ -77,19 +75,8 @@ static int sim_avx512(const fp_prep_view *a, int na, const fp_prep_view *b, int 
             __m512i packed = _mm512_add_epi64(
                 pa, _mm512_add_epi64(_mm512_slli_epi64(pb, 16), _mm512_slli_epi64(px, 32)));
             uint64_t tot = (uint64_t)_mm512_reduce_add_epi64(packed);
-            na_ = (int)(tot & 0xffff);
-            nb_ = (int)((tot >> 16) & 0xffff);
-            nx = (int)(tot >> 32);
-        score:
-            if (na_ + nb_ == 0)
-                continue;
-            float g = 1.0f - sqrt_t[nx] / (sqrt_t[na_] + sqrt_t[nb_]);
-            uint8_t v = (uint8_t)(g * 255.0f + 0.5f);
-            row[j] = v;
-            if (v) {
-                list[n++] = (uint16_t)(i << 7 | j);
-                cnt[v]++;
-            }
+            n = fp_sim_emit(row, i, j, (int)(tot & 0xffff), (int)((tot >> 16) & 0xffff),
+                            (int)(tot >> 32), sqrt_t, list, cnt, n);
         }
     }
     return n;

@@ -43,8 +43,8 @@ typedef struct fp_cyl {
 
 /* The prepared template: this header, then per cylinder (in this order,
  * each array 64-byte aligned) fp_cyl cyl[n], float x[n], y[n], c[n], s[n],
- * t[n] (position in a y-up frame, direction cosine, sine and angle).  Cylinders are in
- * the order of their minutiae's quality, best first. */
+ * t[n] (position in a y-up frame, direction cosine, sine and angle), in
+ * the template's minutiae order (valid cylinders only). */
 struct abis_finger_prep {
     uint32_t bytes;
     uint16_t n;     /* cylinders */
@@ -68,6 +68,25 @@ void fp_prep_view_of(const abis_finger_prep *p, fp_prep_view *v);
  * (which the caller zeroes); returns how many were listed. */
 typedef int (*fp_sim_fn)(const fp_prep_view *a, int na, const fp_prep_view *b, int nb, int min_me,
                          const float *sqrt_tab, uint8_t *out, uint16_t *list, uint16_t *cnt);
+
+/* Record the similarity of pair (i, j) from its counts (|a|, |b|, |a ^ b|
+ * over the cells valid in both) in row[j], and list and count it when it is
+ * not 0; returns the new list length.  Shared by every kernel, so that all
+ * give the same values. */
+static inline int fp_sim_emit(uint8_t *row, int i, int j, int na, int nb, int nx,
+                              const float *sqrt_t, uint16_t *list, uint16_t *cnt, int n)
+{
+    if (na + nb == 0)
+        return n;
+    float g = 1.0f - sqrt_t[nx] / (sqrt_t[na] + sqrt_t[nb]);
+    uint8_t v = (uint8_t)(g * 255.0f + 0.5f);
+    row[j] = v;
+    if (v) {
+        list[n++] = (uint16_t)(i << 7 | j);
+        cnt[v]++;
+    }
+    return n;
+}
 
 int fp_sim_scalar(const fp_prep_view *a, int na, const fp_prep_view *b, int nb, int min_me,
                   const float *sqrt_tab, uint8_t *out, uint16_t *list, uint16_t *cnt);

@@ -15,8 +15,9 @@
  * Kuosmanen, "An algorithm for fingerprint image postprocessing", 2000,
  * and Handbook 3.7.2):
  *
- *   border   a candidate closer than T to the background: ridges cut by the
- *            edge of the print or of the segmentation end there;
+ *   border   a candidate closer than 1.5 T to the background: ridges cut
+ *            by the edge of the print or of the segmentation end there, and
+ *            the ridges next to the edge are the least reliable;
  *   spur     an ending whose ridge reaches a bifurcation within 1.5 T: a
  *            whisker on a ridge (both go);
  *   short    two endings joined by a ridge shorter than 2 T: a dot or
@@ -25,8 +26,8 @@
  *            ridges, or a small hole in one (both go);
  *   break    two endings closer than 1.5 T facing each other along the
  *            ridge flow: a broken ridge (both go);
- *   cluster  four or more candidates within 1.5 T of each other: a noisy
- *            patch (all go).
+ *   cluster  after the rules above, a minutia with three or more others
+ *            within 1.5 T: a noisy patch (all of them go).
  *
  * Direction (finger.h): an ending points from its end along the ridge (to
  * the point T away on it); a bifurcation along the bisector of its two
@@ -41,6 +42,9 @@
 
 #include "modality/finger/finger_internal.h"
 
+/* The border rule's distance, in ridge periods (1.0 to 2.0 were measured on
+ * FVC2002; docs/FINGER.md). */
+#define FP_BORDER 1.5f
 /* Candidates beyond this are not looked at: an image with more has no
  * usable ridge structure left anyway. */
 #define FP_MAX_CANDIDATES 3000
@@ -211,10 +215,9 @@ static int cmp_scored(const void *a, const void *b)
     return x->q > y->q ? -1 : x->q < y->q ? 1 : x->i - y->i;
 }
 
-abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, const float *enhanced,
-                             abis_minutia *out, int cap, int *n_out, int *raw, abis_error *err)
+abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, abis_minutia *out, int cap,
+                             int *n_out, int *raw, abis_error *err)
 {
-    (void)enhanced;
     int w = f->w, h = f->h;
     size_t np = (size_t)w * h;
     *n_out = 0;
@@ -280,7 +283,7 @@ abis_status fp_minutiae_find(const fp_field *f, const uint8_t *skel, const float
     for (int k = 0; k < nc; k++) {
         fp_cand *m = &c[k];
         float T = fp_field_period_at(f, m->x, m->y);
-        if (f->border[(size_t)m->y * w + m->x] < T)
+        if (f->border[(size_t)m->y * w + m->x] < FP_BORDER * T)
             m->gone = 1;
         for (int b = 0; b < m->nbr; b++) {
             int o = m->br[b].to;

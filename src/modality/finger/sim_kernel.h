@@ -24,15 +24,7 @@ static int SIM_NAME(const fp_prep_view *a, int na, const fp_prep_view *b, int nb
                 int nx = 0;
                 for (int w = 0; w < MCC_WORDS; w++)
                     nx += (int)SIM_POPCOUNT(ca->bits[w] ^ cb->bits[w]);
-                if (ca->ones + cb->ones == 0)
-                    continue;
-                float g = 1.0f - sqrt_t[nx] / (sqrt_t[ca->ones] + sqrt_t[cb->ones]);
-                uint8_t v = (uint8_t)(g * 255.0f + 0.5f);
-                row[j] = v;
-                if (v) {
-                    list[n++] = (uint16_t)(i << 7 | j);
-                    cnt[v]++;
-                }
+                n = fp_sim_emit(row, i, j, (int)ca->ones, (int)cb->ones, nx, sqrt_t, list, cnt, n);
                 continue;
             }
             uint64_t m[MCC_MASK_WORDS];
@@ -52,15 +44,7 @@ static int SIM_NAME(const fp_prep_view *a, int na, const fp_prep_view *b, int nb
                     nb_ += (int)SIM_POPCOUNT(y);
                     nx += (int)SIM_POPCOUNT(x ^ y);
                 }
-            if (na_ + nb_ == 0)
-                continue;
-            float g = 1.0f - sqrt_t[nx] / (sqrt_t[na_] + sqrt_t[nb_]);
-            uint8_t v = (uint8_t)(g * 255.0f + 0.5f);
-            row[j] = v;
-            if (v) {
-                list[n++] = (uint16_t)(i << 7 | j);
-                cnt[v]++;
-            }
+            n = fp_sim_emit(row, i, j, na_, nb_, nx, sqrt_t, list, cnt, n);
         }
     }
     return n;
