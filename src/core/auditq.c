@@ -179,8 +179,10 @@ abis_status engine_audit_group(abis_engine *e, const abis_caller *c, const audit
         engine_audit_rec(e, c, &ev[i], &q->items[q->n].rec);
         q->items[q->n++].w = &w;
     }
-    if (!q->leader)
-        q->leader = w.lead = 1;
+    if (!q->leader) {
+        q->leader = 1;
+        w.lead = 1;
+    }
     pthread_mutex_unlock(&q->mu);
     /* done and lead are atomics: a leader may set them while this thread
      * is between reading them and sleeping; the semaphore then wakes it. */

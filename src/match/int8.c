@@ -139,8 +139,10 @@ static void choose_kernel(void)
         kernels[n_kernels++] = abis_i8_avx2_kernel();
     if (avx512 && abis_i8_avx512bw_kernel())
         kernels[n_kernels++] = abis_i8_avx512bw_kernel();
+#if !defined(__clang__) || __clang_major__ >= 15 /* clang 14 does not know "avxvnni" */
     if (avx2 && __builtin_cpu_supports("avxvnni") && abis_i8_avxvnni_kernel())
         kernels[n_kernels++] = abis_i8_avxvnni_kernel();
+#endif
     if (avx512 && __builtin_cpu_supports("avx512vnni") && abis_i8_avx512vnni_kernel())
         kernels[n_kernels++] = abis_i8_avx512vnni_kernel();
 #endif
