@@ -40,16 +40,36 @@ static int path_subject(abisd_request *rq, abis_id *token)
     return 0;
 }
 
+/* What every write carries: the subject of the path, the Idempotency-Key
+ * (idem: NULL without one), the result and the error. */
+typedef struct write_call {
+    abis_id token;
+    abis_idempotency key;
+    const abis_idempotency *idem;
+    abis_client_result r;
+    abis_error err;
+} write_call;
+
+/* -1 after responding 400 (a bad subject id in the path, when `subject`). */
+static int write_begin(abisd_request *rq, write_call *w, int subject)
+{
+    memset(w, 0, sizeof *w);
+    if (subject && path_subject(rq, &w->token) != 0)
+        return -1;
+    w->idem = abisd_idempotency(rq, &w->key);
+    return 0;
+}
+
 /* Respond to a write: its engine status, or `ok_status` with `obj` (stolen). */
-static void write_done(abisd_request *rq, abis_status st, const abis_error *err,
-                       const abis_client_result *r, int ok_status, json_t *obj)
+static void write_done(abisd_request *rq, abis_status st, const write_call *w, int ok_status,
+                       json_t *obj)
 {
     if (st != ABIS_OK) {
         json_decref(obj);
-        abisd_respond_status(rq, err, NULL);
+        abisd_respond_status(rq, &w->err, NULL);
         return;
     }
-    rq->replayed = r->replayed;
+    rq->replayed = w->r.replayed;
     if (obj)
         abisd_respond_json(rq, ok_status, obj);
     else
@@ -64,34 +84,29 @@ void abisd_handle_enroll(abisd_request *rq, abisd_body *b, int arg)
                                .n_templates = b->templates.n,
                                .consents = b->consents,
                                .n_consents = b->n_consents};
-    abis_idempotency idem;
-    abis_client_result r;
-    abis_error err = {0};
-    abis_status st = abis_client_enroll(abisd_engine(rq->srv), rq->client,
-                                        abisd_idempotency(rq, &idem), &req, &r, &err);
+    write_call w;
+    write_begin(rq, &w, 0);
+    abis_status st =
+        abis_client_enroll(abisd_engine(rq->srv), rq->client, w.idem, &req, &w.r, &w.err);
     if (st == ABIS_E_DUPLICATE) {
-        abisd_respond_status(rq, &err,
-                             json_pack("{s:o}", "duplicate_of", id_json(&r.duplicate_of)));
+        abisd_respond_status(rq, &w.err,
+                             json_pack("{s:o}", "duplicate_of", id_json(&w.r.duplicate_of)));
         return;
     }
-    write_done(rq, st, &err, &r, 201, json_pack("{s:o}", "subject_id", id_json(&r.subject)));
+    write_done(rq, st, &w, 201, json_pack("{s:o}", "subject_id", id_json(&w.r.subject)));
 }
 
 void abisd_handle_template_add(abisd_request *rq, abisd_body *b, int arg)
 {
     (void)arg;
-    abis_id token;
-    if (path_subject(rq, &token) != 0)
+    write_call w;
+    if (write_begin(rq, &w, 1) != 0)
         return;
-    abis_idempotency idem;
-    abis_client_result r;
-    abis_error err = {0};
-    abis_status st =
-        abis_client_template_add(abisd_engine(rq->srv), rq->client, abisd_idempotency(rq, &idem),
-                                 &token, &b->templates.in[0], b->replace, &r, &err);
-    write_done(rq, st, &err, &r, 201,
-               json_pack("{s:o, s:o}", "subject_id", id_json(&token), "template_id",
-                         id_json(&r.template_id)));
+    abis_status st = abis_client_template_add(abisd_engine(rq->srv), rq->client, w.idem, &w.token,
+                                              &b->templates.in[0], b->replace, &w.r, &w.err);
+    write_done(rq, st, &w, 201,
+               json_pack("{s:o, s:o}", "subject_id", id_json(&w.token), "template_id",
+                         id_json(&w.r.template_id)));
 }
 
 void abisd_handle_verify(abisd_request *rq, abisd_body *b, int arg)
@@ -155,33 +170,25 @@ void abisd_handle_identify(abisd_request *rq, abisd_body *b, int arg)
 void abisd_handle_consent(abisd_request *rq, abisd_body *b, int granted)
 {
     (void)b;
-    abis_id token;
-    if (path_subject(rq, &token) != 0)
+    write_call w;
+    if (write_begin(rq, &w, 1) != 0)
         return;
-    abis_idempotency idem;
-    abis_client_result r;
-    abis_error err = {0};
-    abis_status st =
-        abis_client_consent_set(abisd_engine(rq->srv), rq->client, abisd_idempotency(rq, &idem),
-                                &token, rq->params[1], granted, &r, &err);
-    write_done(rq, st, &err, &r, 200,
-               json_pack("{s:o, s:s, s:s}", "subject_id", id_json(&token), "purpose", rq->params[1],
-                         "consent", granted ? "granted" : "withdrawn"));
+    abis_status st = abis_client_consent_set(abisd_engine(rq->srv), rq->client, w.idem, &w.token,
+                                             rq->params[1], granted, &w.r, &w.err);
+    write_done(rq, st, &w, 200,
+               json_pack("{s:o, s:s, s:s}", "subject_id", id_json(&w.token), "purpose",
+                         rq->params[1], "consent", granted ? "granted" : "withdrawn"));
 }
 
 void abisd_handle_lock(abisd_request *rq, abisd_body *b, int locked)
 {
-    abis_id token;
-    if (path_subject(rq, &token) != 0)
+    write_call w;
+    if (write_begin(rq, &w, 1) != 0)
         return;
-    abis_idempotency idem;
-    abis_client_result r;
-    abis_error err = {0};
-    abis_status st =
-        abis_client_lock_set(abisd_engine(rq->srv), rq->client, abisd_idempotency(rq, &idem),
-                             &token, b->modality, locked, &r, &err);
-    write_done(rq, st, &err, &r, 200,
-               json_pack("{s:o, s:s, s:b}", "subject_id", id_json(&token), "modality",
+    abis_status st = abis_client_lock_set(abisd_engine(rq->srv), rq->client, w.idem, &w.token,
+                                          b->modality, locked, &w.r, &w.err);
+    write_done(rq, st, &w, 200,
+               json_pack("{s:o, s:s, s:b}", "subject_id", id_json(&w.token), "modality",
                          b->modality && *b->modality ? b->modality : "*", "locked", locked));
 }
 
@@ -189,15 +196,12 @@ void abisd_handle_delete(abisd_request *rq, abisd_body *b, int arg)
 {
     (void)arg;
     (void)b;
-    abis_id token;
-    if (path_subject(rq, &token) != 0)
+    write_call w;
+    if (write_begin(rq, &w, 1) != 0)
         return;
-    abis_idempotency idem;
-    abis_client_result r;
-    abis_error err = {0};
-    abis_status st = abis_client_delete(abisd_engine(rq->srv), rq->client,
-                                        abisd_idempotency(rq, &idem), &token, &r, &err);
-    write_done(rq, st, &err, &r, 204, NULL);
+    abis_status st =
+        abis_client_delete(abisd_engine(rq->srv), rq->client, w.idem, &w.token, &w.r, &w.err);
+    write_done(rq, st, &w, 204, NULL);
 }
 
 /* The person's view: what is held (never template data), or who used it. */
