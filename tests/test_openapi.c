@@ -87,6 +87,16 @@ static void test_every_served_route_is_in_the_spec_and_back(void **state)
     }
 }
 
+static abisd_proc running; /* stopped by teardown if an assertion failed */
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (running.pid > 0)
+        abisd_proc_stop(&running, SIGKILL);
+    return 0;
+}
+
 static void test_a_running_abisd_answers_every_spec_route(void **state)
 {
     (void)state;
@@ -96,8 +106,8 @@ static void test_a_running_abisd_answers_every_spec_route(void **state)
     abis_error err = {0};
     unsetenv("ABIS_MASTER_KEY");
     assert_status(abis_store_init(dir, &err), ABIS_OK, &err);
-    abisd_proc p;
-    assert_int_equal(abisd_proc_start(&p, dir, NULL), 0);
+    abisd_proc *p = &running;
+    assert_int_equal(abisd_proc_start(p, dir, NULL), 0);
     for (size_t k = 0; k < n; k++) {
         char path[256];
         size_t len = 0;
@@ -114,12 +124,12 @@ static void test_a_running_abisd_answers_every_spec_route(void **state)
         }
         path[len] = '\0';
         http_resp r;
-        http_do(p.port, ops[k].method, path, NULL, NULL, &r);
+        http_do(p->port, ops[k].method, path, NULL, NULL, &r);
         if (r.status == 0 || r.status == 405 || !strcmp(http_error_code(&r), "no_route"))
             fail_msg("%s %s: %d %s", ops[k].method, path, r.status, r.body ? r.body : "");
         http_resp_free(&r);
     }
-    assert_int_equal(abisd_proc_stop(&p, SIGTERM), 0);
+    assert_int_equal(abisd_proc_stop(p, SIGTERM), 0);
     abis_test_rmdir(dir);
 }
 
@@ -127,7 +137,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_served_route_is_in_the_spec_and_back),
-        cmocka_unit_test(test_a_running_abisd_answers_every_spec_route),
+        cmocka_unit_test_teardown(test_a_running_abisd_answers_every_spec_route, teardown),
     };
     if (!getenv("ABISD")) {
         fprintf(stderr, "test_openapi: ABISD is not set (ctest sets it); skipping\n");

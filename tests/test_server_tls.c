@@ -120,6 +120,7 @@ static void make_cert(const char *name, const char *tmpl, int self_signed)
 }
 
 static char key_plain[ABIS_API_KEY_LEN + 1], key_bound[ABIS_API_KEY_LEN + 1];
+static abisd_proc running; /* the abisd of the test under way, stopped by teardown if it failed */
 
 static void cli_client(const char *const *args, char *key)
 {
@@ -181,8 +182,19 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    if (running.pid > 0)
+        abisd_proc_stop(&running, SIGKILL);
     if (dir)
         abis_test_rmdir(dir);
+    return 0;
+}
+
+/* After each test: an abisd a failed assertion left running is stopped. */
+static int teardown(void **state)
+{
+    (void)state;
+    if (running.pid > 0)
+        abisd_proc_stop(&running, SIGKILL);
     return 0;
 }
 
@@ -253,43 +265,43 @@ static void test_https_with_the_test_ca(void **state)
 {
     (void)state;
     skip_without_tools();
-    abisd_proc p;
-    assert_int_equal(start_tls(&p, "optional"), 0);
-    assert_int_equal(curl(p.port, "GET", "/v1/health", NULL, 0, 1), 200);
+    abisd_proc *p = &running;
+    assert_int_equal(start_tls(p, "optional"), 0);
+    assert_int_equal(curl(p->port, "GET", "/v1/health", NULL, 0, 1), 200);
     /* Without the CA, curl refuses the certificate. */
-    assert_int_equal(curl(p.port, "GET", "/v1/health", NULL, 0, 0), 0);
+    assert_int_equal(curl(p->port, "GET", "/v1/health", NULL, 0, 0), 0);
     /* Plain HTTP to the TLS port gets no HTTP answer. */
     http_resp r;
-    http_do(p.port, "GET", "/v1/health", NULL, NULL, &r);
+    http_do(p->port, "GET", "/v1/health", NULL, NULL, &r);
     assert_int_not_equal(r.status, 200);
     http_resp_free(&r);
     /* A client without a bound certificate needs only its key: past
      * authentication, the subject is not found. */
-    assert_int_equal(curl(p.port, "POST", VERIFY_PATH, key_plain, 0, 1), 404);
-    assert_int_equal(abisd_proc_stop(&p, SIGTERM), 0);
+    assert_int_equal(curl(p->port, "POST", VERIFY_PATH, key_plain, 0, 1), 404);
+    assert_int_equal(abisd_proc_stop(p, SIGTERM), 0);
 }
 
 static void test_client_bound_to_a_certificate_must_present_it(void **state)
 {
     (void)state;
     skip_without_tools();
-    abisd_proc p;
-    assert_int_equal(start_tls(&p, "optional"), 0);
-    assert_int_equal(curl(p.port, "POST", VERIFY_PATH, key_bound, 0, 1), 401);
-    assert_int_equal(curl(p.port, "POST", VERIFY_PATH, key_bound, 1, 1), 404);
-    assert_int_equal(abisd_proc_stop(&p, SIGTERM), 0);
+    abisd_proc *p = &running;
+    assert_int_equal(start_tls(p, "optional"), 0);
+    assert_int_equal(curl(p->port, "POST", VERIFY_PATH, key_bound, 0, 1), 401);
+    assert_int_equal(curl(p->port, "POST", VERIFY_PATH, key_bound, 1, 1), 404);
+    assert_int_equal(abisd_proc_stop(p, SIGTERM), 0);
 }
 
 static void test_required_client_certificates(void **state)
 {
     (void)state;
     skip_without_tools();
-    abisd_proc p;
-    assert_int_equal(start_tls(&p, "required"), 0);
-    assert_int_equal(curl(p.port, "POST", VERIFY_PATH, key_plain, 0, 1), 401);
-    assert_int_equal(curl(p.port, "POST", VERIFY_PATH, key_plain, 1, 1), 404);
-    assert_int_equal(curl(p.port, "GET", "/v1/health", NULL, 0, 1), 200);
-    assert_int_equal(abisd_proc_stop(&p, SIGTERM), 0);
+    abisd_proc *p = &running;
+    assert_int_equal(start_tls(p, "required"), 0);
+    assert_int_equal(curl(p->port, "POST", VERIFY_PATH, key_plain, 0, 1), 401);
+    assert_int_equal(curl(p->port, "POST", VERIFY_PATH, key_plain, 1, 1), 404);
+    assert_int_equal(curl(p->port, "GET", "/v1/health", NULL, 0, 1), 200);
+    assert_int_equal(abisd_proc_stop(p, SIGTERM), 0);
 }
 
 static void test_plain_http_only_on_loopback(void **state)
@@ -314,10 +326,10 @@ static void test_plain_http_only_on_loopback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_https_with_the_test_ca),
-        cmocka_unit_test(test_client_bound_to_a_certificate_must_present_it),
-        cmocka_unit_test(test_required_client_certificates),
-        cmocka_unit_test(test_plain_http_only_on_loopback),
+        cmocka_unit_test_teardown(test_https_with_the_test_ca, teardown),
+        cmocka_unit_test_teardown(test_client_bound_to_a_certificate_must_present_it, teardown),
+        cmocka_unit_test_teardown(test_required_client_certificates, teardown),
+        cmocka_unit_test_teardown(test_plain_http_only_on_loopback, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
