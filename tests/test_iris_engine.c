@@ -222,8 +222,8 @@ static abis_verify_result verify_eyes(fx *f, const abis_id *id, const abis_templ
                                       size_t n)
 {
     abis_verify_result r;
-    assert_status(abis_subject_verify(f->e, NULL, id, "border.control", t, n, &r, &f->err),
-                  ABIS_OK, &f->err);
+    assert_status(abis_subject_verify(f->e, NULL, id, "border.control", t, n, &r, &f->err), ABIS_OK,
+                  &f->err);
     return r;
 }
 
@@ -252,30 +252,32 @@ static void test_two_eyes_verify_fuses_both(void **state)
     two_eyes_free(&x);
 }
 
+/* Identify with person p's session-2 image k of both eyes (positions
+ * swapped with `swap`); returns the number of candidates, up to 3 in c. */
+static size_t identify_eyes(fx *f, int p, int k, int swap, abis_candidate c[3])
+{
+    two_eyes x;
+    size_t n = 0;
+    person_eyes(p, 2, k, swap, &x);
+    assert_status(
+        abis_subject_identify(f->e, NULL, "city", "border.control", x.t, 2, 3, c, &n, &f->err),
+        ABIS_OK, &f->err);
+    two_eyes_free(&x);
+    return n;
+}
+
 static void test_two_eyes_identify_fuses_both(void **state)
 {
     fx *f = *state;
     abis_id ids[3];
     for (int p = 1; p <= 3; p++)
         ids[p - 1] = enroll_person(f, p);
-    two_eyes x;
     abis_candidate c[3];
-    size_t n = 0;
-    person_eyes(2, 2, 3, 0, &x);
-    assert_status(
-        abis_subject_identify(f->e, NULL, "city", "border.control", x.t, 2, 3, c, &n, &f->err),
-        ABIS_OK, &f->err);
-    two_eyes_free(&x);
-    assert_int_equal(n, 1);
+    assert_int_equal(identify_eyes(f, 2, 3, 0, c), 1);
     assert_memory_equal(c[0].subject_id.bytes, ids[1].bytes, ABIS_ID_BYTES);
     /* Positions count: the same images labelled with the wrong eyes are
      * scored against the other eye of each candidate and find no one. */
-    person_eyes(2, 2, 3, 1, &x);
-    assert_status(
-        abis_subject_identify(f->e, NULL, "city", "border.control", x.t, 2, 3, c, &n, &f->err),
-        ABIS_OK, &f->err);
-    two_eyes_free(&x);
-    assert_int_equal(n, 0);
+    assert_int_equal(identify_eyes(f, 2, 3, 1, c), 0);
 }
 
 int main(void)

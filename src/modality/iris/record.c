@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/crypto.h"
+
 static unsigned be16(const unsigned char *p)
 {
     return (unsigned)p[0] << 8 | p[1];
@@ -82,8 +84,10 @@ static abis_status decode_image(const unsigned char *img, size_t n, unsigned for
     }
 }
 
-abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, abis_image *out,
-                                    int *eye, abis_error *err)
+/* The body of abis_iris_record_decode; may leave a decoded image in *out
+ * when it fails on a later part of the record. */
+static abis_status decode_record(const void *buf, size_t len, int want_eye, abis_image *out,
+                                 int *eye, abis_error *err)
 {
     const unsigned char *p = buf;
     memset(out, 0, sizeof *out);
@@ -155,6 +159,19 @@ abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, a
         return abis_error_set(err, ABIS_E_INVALID, "iris record: it holds no %s eye",
                               want_eye == 1 ? "right" : "left");
     return ABIS_OK;
+}
+
+abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, abis_image *out,
+                                    int *eye, abis_error *err)
+{
+    abis_status st = decode_record(buf, len, want_eye, out, eye, err);
+    if (st != ABIS_OK && out->pixels) {
+        /* The image was fine, the record around it is not: wipe it (an eye
+         * image is biometric data) and free it. */
+        abis_wipe_free(out->pixels, (size_t)out->width * (size_t)out->height);
+        memset(out, 0, sizeof *out);
+    }
+    return st;
 }
 
 abis_status abis_iris_record_encode(const abis_image *img, int eye, unsigned char **out,
