@@ -171,6 +171,9 @@ static void test_iris_bad_input_is_refused_with_reason(void **state)
     abis_verify_result r;
     assert_status(abis_subject_verify(f->e, NULL, &a, "border.control", &t, 1, &r, &f->err),
                   ABIS_E_INVALID, &f->err);
+    /* Named once: "probe: unknown image format ...". */
+    assert_non_null(strstr(f->err.message, "probe: unknown image format"));
+    assert_null(strstr(f->err.message, "probe: probe"));
     float v[4] = {1, 0, 0, 0};
     abis_template_input vec = {.modality = "iris", .vector = v, .dim = 4, .quality = -1};
     assert_status(abis_subject_verify(f->e, NULL, &a, "border.control", &vec, 1, &r, &f->err),

@@ -54,11 +54,13 @@ static abis_status iris_validate(const abis_modality_rec *m, const abis_template
     if (abis_iris_record_is(in->capture, in->capture_size)) {
         int eye = 0;
         st = abis_iris_record_decode(in->capture, in->capture_size, in->position, &img, &eye, err);
+        if (st != ABIS_OK)
+            return abis_error_prefix(err, "%s", what);
     } else {
         st = abis_image_decode(in->capture, in->capture_size, what, &img, err);
+        if (st != ABIS_OK)
+            return st; /* the message starts with `what` already */
     }
-    if (st != ABIS_OK)
-        return abis_error_prefix(err, "%s", what);
     abis_iris_code *code = malloc(sizeof *code);
     abis_iris_info info;
     if (!code)
