@@ -20,7 +20,7 @@ static double rnd(unsigned *s)
 abis_image abis_test_draw_eye(const abis_test_eye *e)
 {
     enum { W = ABIS_TEST_EYE_W, H = ABIS_TEST_EYE_H, K = 24 };
-    abis_image img = {W, H, malloc(W * H), 0};
+    abis_image img = {W, H, malloc(W * H), 0, 1, 0};
     assert_non_null(img.pixels);
     double amp[K], m[K], f[K], p[K], q[K];
     unsigned s = e->seed;

@@ -34,68 +34,29 @@ static uint64_t next_person = 1000;
 
 /* ---- running the CLI ---------------------------------------------------------- */
 
-typedef struct run_result {
-    int status; /* exit code, or 128 + signal */
-    char *out;  /* stdout, NUL-terminated */
-    char *err;  /* stderr */
-} run_result;
+typedef abis_test_run run_result;
 
 static void run_free(run_result *r)
 {
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
+    abis_test_run_free(r);
 }
 
 /* Run `abis --data DATA ARGS...` (argv NULL-terminated) with stdin from `in`
  * (NULL: /dev/null); capture stdout, stderr and the exit code. */
 static int run_argv(run_result *r, const char *in, const char *const *args)
 {
-    const char *argv[64];
-    size_t n = 0;
-    argv[n++] = cli_path;
-    argv[n++] = "--data";
-    argv[n++] = data;
-    for (size_t i = 0; args[i]; i++) {
-        assert_true(n < 63);
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-
-    char out_path[4200], err_path[4200];
-    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
-    r->status = abis_test_spawn(argv, in, out_path, err_path);
-    r->out = abis_test_slurp(out_path);
-    r->err = abis_test_slurp(err_path);
-    return r->status;
+    return abis_test_cli(r, cli_path, data, tmp, in, args);
 }
 
-#define MAXARGS 48
 /* run(&r, "segment", "add", "x", NULL) */
 static int run(run_result *r, ...)
 {
-    const char *args[MAXARGS + 1];
-    size_t n = 0;
     va_list ap;
     va_start(ap, r);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL) {
-        assert_true(n < MAXARGS);
-        args[n++] = a;
-    }
+    int status = abis_test_cli_v(r, cli_path, data, tmp, ap);
     va_end(ap);
-    args[n] = NULL;
-    return run_argv(r, NULL, args);
+    return status;
 }
-
-/* Fail with the captured output when the exit code differs. */
-#define assert_exit(r, want)                                                                       \
-    do {                                                                                           \
-        if ((r)->status != (want))                                                                 \
-            fail_msg("exit %d, wanted %d\nstdout: %s\nstderr: %s", (r)->status, (want), (r)->out,  \
-                     (r)->err);                                                                    \
-    } while (0)
 
 static json_t *parse_json(const char *text)
 {
@@ -250,6 +211,7 @@ static const char *const command_names[] = {
     "identify",     "consent grant", "consent withdraw", "lock",
     "unlock",       "delete",        "subject show",     "subject find",
     "audit verify", "audit export",  "audit pubkey",     "import",
+    "client add",   "client list",   "client rotate",    "client revoke",
     NULL,
 };
 
@@ -816,6 +778,56 @@ static void test_audit_verify_export_pubkey(void **state)
     run_free(&r);
 }
 
+static void test_client_add_list_rotate_revoke(void **state)
+{
+    (void)state;
+    run_result r;
+    run(&r, "--json", "client", "add", "bank-cli", "--segments", "federal", "--purposes",
+        "bank.remote-id", "--operations", "enroll,verify", "--rights", "raw_scores", NULL);
+    assert_exit(&r, 0);
+    json_t *j = parse_json(r.out);
+    const char *key = json_string_value(json_object_get(j, "api_key"));
+    assert_non_null(key);
+    assert_int_equal(strlen(key), 86);
+    char secret[80];
+    snprintf(secret, sizeof secret, "%s", key + 22);
+    json_decref(j);
+    run_free(&r);
+
+    run(&r, "--json", "client", "list", NULL);
+    assert_exit(&r, 0);
+    assert_null(strstr(r.out, secret));
+    j = parse_json(r.out);
+    json_t *c = json_array_get(json_object_get(j, "clients"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "operations")), "enroll,verify");
+    assert_string_equal(json_string_value(json_object_get(c, "rights")), "raw_scores");
+    assert_false(json_is_true(json_object_get(c, "revoked")));
+    json_decref(j);
+    run_free(&r);
+
+    run(&r, "client", "rotate", "bank-cli", NULL);
+    assert_exit(&r, 0);
+    assert_null(strstr(r.out, secret));
+    assert_non_null(strstr(r.out, "abis_"));
+    run_free(&r);
+    run(&r, "client", "revoke", "bank-cli", NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+    run(&r, "client", "rotate", "bank-cli", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "revoked"));
+    run_free(&r);
+
+    run(&r, "client", "add", "x", "--segments", "federal", "--operations", "fly", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "unknown operation 'fly'"));
+    run_free(&r);
+    run(&r, "client", "add", "x", "--segments", "nowhere", "--operations", "verify", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "segment 'nowhere' does not exist"));
+    run_free(&r);
+}
+
 /* Edit one audit entry behind the engine's back (the store's append-only
  * triggers dropped first, as an attacker with file access would). */
 static void tamper_audit(const char *dir)
@@ -1024,6 +1036,7 @@ int main(void)
         cmocka_unit_test(test_subject_show_has_no_vector_data),
         cmocka_unit_test(test_template_add_to_subject),
         cmocka_unit_test(test_audit_verify_export_pubkey),
+        cmocka_unit_test(test_client_add_list_rotate_revoke),
         cmocka_unit_test(test_audit_verify_finds_an_edited_entry),
         cmocka_unit_test(test_import_rejects_bad_lines_and_goes_on),
         cmocka_unit_test(test_import_reasons_on_stderr_and_clean_run_exits_0),

@@ -111,9 +111,9 @@ static void templates_ok(abis_eval_templates *t, const abis_eval_set *set, const
 {
     abis_error err = {0};
     abis_modality_rec m = vector_rec(modality, dim);
-    assert_status(
-        abis_eval_templates_load(t, set, NULL, abis_modality_kind_find("vector"), &m, &err),
-        ABIS_OK, &err);
+    assert_status(abis_eval_templates_load(t, set, NULL, abis_modality_kind_find("vector"), &m, 1,
+                                           NULL, &err),
+                  ABIS_OK, &err);
 }
 
 static int has_problem(const abis_eval_set *set, const char *needle)
@@ -519,6 +519,39 @@ static void real_set(const char *rel, abis_eval_layout layout, const char *pairs
     abis_eval_set_free(&set);
 }
 
+/* "2 1": two folds, each one genuine then one impostor line; a line that
+ * names a missing sample still takes its place in its fold. */
+static void test_pairs_file_folds(void **state)
+{
+    (void)state;
+    char *dir = abis_test_tmpdir("evds");
+    const char *names[] = {"Ann_Smith", "Bob_Jones"};
+    char rel[256];
+    for (int p = 0; p < 2; p++)
+        for (int i = 1; i <= 2; i++) {
+            snprintf(rel, sizeof rel, "lfw/%s/%s_%04d.npy", names[p], names[p], i);
+            write_npy(dir, rel, (uint64_t)p, (uint64_t)i, DIM);
+        }
+    write_text(dir, "pairs.txt",
+               "2\t1\n"
+               "Ann_Smith\t1\t9\n" /* fold 1, unresolved */
+               "Ann_Smith\t1\tBob_Jones\t1\n"
+               "Bob_Jones\t1\t2\n" /* fold 2 */
+               "Ann_Smith\t2\tBob_Jones\t2\n");
+    char root[4096], pairs[4096];
+    snprintf(root, sizeof root, "%s/lfw", dir);
+    snprintf(pairs, sizeof pairs, "%s/pairs.txt", dir);
+    abis_eval_set set;
+    load_ok(&set, root, ABIS_LAYOUT_LFW, pairs);
+    assert_int_equal(set.pairs_folds, 2);
+    assert_int_equal(set.n_pairs, 3);
+    assert_int_equal(set.pairs[0].fold, 0);
+    assert_int_equal(set.pairs[1].fold, 1);
+    assert_int_equal(set.pairs[2].fold, 1);
+    abis_eval_set_free(&set);
+    abis_test_rmdir(dir);
+}
+
 static void test_real_fvc2002_layout_counts(void **state)
 {
     (void)state;
@@ -552,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_set_and_empty_set_are_errors),
         cmocka_unit_test(test_all_pairs_capped_and_1n_counts),
         cmocka_unit_test(test_split_identities_is_disjoint_and_seeded),
+        cmocka_unit_test(test_pairs_file_folds),
         cmocka_unit_test(test_real_fvc2002_layout_counts),
         cmocka_unit_test(test_real_lfw_pairs_counts),
         cmocka_unit_test(test_real_casia_and_speaker_counts),

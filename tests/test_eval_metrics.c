@@ -213,6 +213,32 @@ static void test_fnmr_at_fmr_hand_case(void **state)
     abis_eval_scores_free(&s);
 }
 
+static void test_zero_fmr_is_read_just_above_the_highest_impostor(void **state)
+{
+    (void)state;
+    /* highest impostor 0.99; genuine 0.99 ties with it and misses, 0.5
+     * misses, 0.995 and 1.0 match: ZeroFMR 0.5, with four impostors (where
+     * FNMR at FMR 1e-2 is not supported) */
+    const double imp[] = {0.2, 0.99, 0.4, 0.1}, gen[] = {0.99, 0.5, 0.995, 1.0};
+    abis_eval_scores s;
+    make_set(&s, gen, 4, NULL, imp, 4, NULL);
+    abis_eval_verif_metrics m = verify_ok(&s, 20);
+    abis_eval_rate *z = &m.fnmr_at_zero_fmr;
+    assert_true(z->supported);
+    assert_int_equal(z->support, 4);
+    assert_true(z->threshold == nextafter(0.99, INFINITY));
+    assert_near(z->value, 0.5, EPS);
+    assert_near(z->lo, 0.5, EPS);
+    assert_near(z->hi, 0.5, EPS);
+    assert_false(m.fnmr_at_fmr[0].supported);
+    abis_eval_scores_free(&s);
+    /* no impostor: not supported */
+    make_set(&s, gen, 4, NULL, NULL, 0, NULL);
+    m = verify_ok(&s, 0);
+    assert_false(m.fnmr_at_zero_fmr.supported);
+    abis_eval_scores_free(&s);
+}
+
 static void test_fnmr_at_fmr_supported_at_exactly_one_over_target(void **state)
 {
     (void)state;
@@ -744,6 +770,30 @@ static void test_identification_edge_cases(void **state)
     abis_eval_ident_free(&s);
 }
 
+/* Two folds worked by hand: the threshold learnt on fold 2 (between its
+ * impostor 0.6 and genuine 0.7) gets fold 1 right; the one learnt on fold 1
+ * (between 0.2 and 0.8) lets fold 2's impostor 0.6 through, and its genuine
+ * pair without templates counts as "no match". */
+static void test_fold_accuracy_by_hand(void **state)
+{
+    (void)state;
+    const double score[8] = {0.9, 0.8, 0.1, 0.2, 0.7, NAN, 0.3, 0.6};
+    const int genuine[8] = {1, 1, 0, 0, 1, 1, 0, 0};
+    const int fold[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    abis_eval_fold_accuracy a;
+    abis_error err = {0};
+    assert_status(abis_eval_fold_accuracy_compute(score, genuine, fold, 8, 2, &a, &err), ABIS_OK,
+                  &err);
+    assert_int_equal(a.pairs, 8);
+    assert_int_equal(a.compared, 7);
+    assert_float_equal(a.mean, (1.0 + 0.5) / 2, 1e-12);
+    assert_float_equal(a.compared_mean, (1.0 + 2.0 / 3) / 2, 1e-12);
+    assert_float_equal(a.threshold_mean, (0.65 + 0.5) / 2, 1e-12);
+    assert_float_equal(a.se, 0.25, 1e-12); /* sd(1, 0.5) / sqrt(2) */
+    assert_int_equal(abis_eval_fold_accuracy_compute(score, genuine, fold, 8, 1, &a, &err),
+                     ABIS_E_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -755,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_single_scores),
         cmocka_unit_test(test_fnmr_at_fmr_unsupported_with_few_impostors),
         cmocka_unit_test(test_fnmr_at_fmr_hand_case),
+        cmocka_unit_test(test_zero_fmr_is_read_just_above_the_highest_impostor),
         cmocka_unit_test(test_fnmr_at_fmr_supported_at_exactly_one_over_target),
         cmocka_unit_test(test_no_impostors),
         cmocka_unit_test(test_no_genuine),
@@ -771,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_identification_hand_case),
         cmocka_unit_test(test_identification_mate_below_threshold_is_a_miss),
         cmocka_unit_test(test_identification_edge_cases),
+        cmocka_unit_test(test_fold_accuracy_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,7 +133,7 @@ static void test_blank_image_refused_no_pupil(void **state)
 {
     (void)state;
     abis_image img = {ABIS_TEST_EYE_W, ABIS_TEST_EYE_H,
-                      malloc(ABIS_TEST_EYE_W * ABIS_TEST_EYE_H), 0};
+                      malloc(ABIS_TEST_EYE_W * ABIS_TEST_EYE_H), 0, 1, 0};
     assert_non_null(img.pixels);
     memset(img.pixels, 150, ABIS_TEST_EYE_W * ABIS_TEST_EYE_H);
     abis_iris_code c;
@@ -245,7 +245,7 @@ static void test_tiny_and_missing_images_refused(void **state)
     abis_iris_code c;
     abis_error err = {0};
     uint8_t px[16 * 16] = {0};
-    abis_image img = {16, 16, px, 0};
+    abis_image img = {16, 16, px, 0, 1, 0};
     assert_int_equal(abis_iris_encode(&img, &c, NULL, &err), ABIS_E_INVALID);
     assert_non_null(strstr(err.message, "too small"));
     assert_int_equal(abis_iris_encode(NULL, &c, NULL, &err), ABIS_E_INVALID);

@@ -127,3 +127,46 @@ char *abis_test_slurp(const char *path)
     free(b);
     return s;
 }
+
+int abis_test_cli(abis_test_run *r, const char *cli, const char *data, const char *tmp,
+                  const char *in, const char *const *args)
+{
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = cli;
+    argv[n++] = "--data";
+    argv[n++] = data;
+    for (size_t i = 0; args[i]; i++) {
+        assert_true(n < 63);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    char out_path[4200], err_path[4200];
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmp);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmp);
+    r->status = abis_test_spawn(argv, in, out_path, err_path);
+    r->out = abis_test_slurp(out_path);
+    r->err = abis_test_slurp(err_path);
+    return r->status;
+}
+
+int abis_test_cli_v(abis_test_run *r, const char *cli, const char *data, const char *tmp,
+                    va_list ap)
+{
+    const char *args[61];
+    size_t n = 0;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        assert_true(n < 60);
+        args[n++] = a;
+    }
+    args[n] = NULL;
+    return abis_test_cli(r, cli, data, tmp, NULL, args);
+}
+
+void abis_test_run_free(abis_test_run *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}

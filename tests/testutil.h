@@ -36,6 +36,31 @@ int abis_test_spawn(const char *const *argv, const char *in, const char *out, co
  * caller frees it. */
 char *abis_test_slurp(const char *path);
 
+/* What one run of the `abis` command gave. */
+typedef struct abis_test_run {
+    int status; /* exit code, or 128 + signal */
+    char *out;  /* stdout, NUL-terminated */
+    char *err;  /* stderr */
+} abis_test_run;
+
+/* Run `CLI --data DATA ARGS...` (args NULL-terminated) with standard input
+ * from `in` (NULL: /dev/null), its output kept in TMP/stdout and TMP/stderr
+ * and read into *r.  Returns the exit code. */
+int abis_test_cli(abis_test_run *r, const char *cli, const char *data, const char *tmp,
+                  const char *in, const char *const *args);
+/* The same with the arguments as a NULL-terminated va_list. */
+int abis_test_cli_v(abis_test_run *r, const char *cli, const char *data, const char *tmp,
+                    va_list ap);
+void abis_test_run_free(abis_test_run *r);
+
+/* Fail with the captured output when the exit code differs. */
+#define assert_exit(r, want)                                                                       \
+    do {                                                                                           \
+        if ((r)->status != (want))                                                                 \
+            fail_msg("exit %d, wanted %d\nstdout: %s\nstderr: %s", (r)->status, (want), (r)->out,  \
+                     (r)->err);                                                                    \
+    } while (0)
+
 /* assert_int_equal(status, want) that prints err->message when it differs. */
 #define assert_status(got, want, err)                                                              \
     do {                                                                                           \

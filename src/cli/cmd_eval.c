@@ -119,10 +119,13 @@ static int parse_common(const cli_ctx *ctx, const cli_args *a, eval_cfg *c, int 
         c->run.seed = (uint64_t)v;
     }
     c->run.nonmated_share = 0.3;
-    if ((s = cli_arg_get(a, "nonmated-share")) &&
-        (cli_parse_double(ctx, s, "--nonmated-share", &c->run.nonmated_share) != 0 ||
-         c->run.nonmated_share < 0 || c->run.nonmated_share >= 1))
-        return cli_usage_error(ctx, "--nonmated-share must be in [0, 1)"), -1;
+    if ((s = cli_arg_get(a, "nonmated-share")) && strcmp(s, "singletons") == 0) {
+        c->run.nonmated_share = 0;
+        c->run.nonmated_singletons = 1;
+    } else if (s && (cli_parse_double(ctx, s, "--nonmated-share", &c->run.nonmated_share) != 0 ||
+                     c->run.nonmated_share < 0 || c->run.nonmated_share >= 1)) {
+        return cli_usage_error(ctx, "--nonmated-share must be in [0, 1), or singletons"), -1;
+    }
     c->holdout = 0.5;
     if ((s = cli_arg_get(a, "holdout")) &&
         (cli_parse_double(ctx, s, "--holdout", &c->holdout) != 0 || c->holdout <= 0 ||
@@ -510,6 +513,7 @@ static void print_system(const system_t *s, uint64_t attempted, uint64_t fte, ui
             snprintf(label, sizeof label, "FNMR at FMR %g", abis_eval_fmr_targets[i]);
             print_rate(label, &m->fnmr_at_fmr[i]);
         }
+        print_rate("FNMR at zero FMR", &m->fnmr_at_zero_fmr);
         printf("  %-22s %.3f\n", "d'", m->d_prime);
         printf("  %-22s %.4f / %.4f\n", "FTE / FTA rate", m->fte_rate, m->fta_rate);
     }
@@ -718,6 +722,57 @@ static const char *default_modality(const eval_cfg *c, const abis_eval_set *set)
     return "vector";
 }
 
+/* With a pairs file that has folds (LFW's), the accuracy under its
+ * protocol (metrics.c, abis_eval_fold_accuracy_compute): printed, and into
+ * s->extra as "fold_accuracy".  0, or -1 when out of memory. */
+static int fold_accuracy(const cli_ctx *ctx, const abis_eval_set *set, const abis_eval_templates *t,
+                         system_t *s)
+{
+    if (set->pairs_folds < 2 || set->n_pairs == 0)
+        return 0;
+    size_t n = set->n_pairs;
+    double *score = malloc(n * sizeof *score);
+    int *genuine = malloc(n * sizeof *genuine), *fold = malloc(n * sizeof *fold);
+    if (!score || !genuine || !fold) {
+        free(score), free(genuine), free(fold);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const abis_eval_pair *p = &set->pairs[i];
+        score[i] = t->tmpl[p->a] && t->tmpl[p->b]
+                       ? t->kind->compare(&t->mod, t->tmpl[p->a], t->len[p->a], t->tmpl[p->b],
+                                          t->len[p->b])
+                       : NAN;
+        genuine[i] = p->genuine;
+        fold[i] = p->fold;
+    }
+    abis_eval_fold_accuracy a;
+    abis_error err = {0};
+    abis_status st =
+        abis_eval_fold_accuracy_compute(score, genuine, fold, n, set->pairs_folds, &a, &err);
+    free(score), free(genuine), free(fold);
+    if (st == ABIS_E_NOMEM)
+        return -1;
+    if (st != ABIS_OK) {
+        if (!ctx->json)
+            fprintf(stderr, "abis: no fold accuracy: %s\n", err.message);
+        return 0;
+    }
+    if (!ctx->json)
+        printf("  accuracy, %d-fold cross-validation over the pairs file's folds: %.4f +- %.4f "
+               "(%zu pairs; the %zu without two templates decided no match); %.4f +- %.4f on "
+               "the %zu compared pairs\n",
+               a.folds, a.mean, a.se, a.pairs, a.pairs - a.compared, a.compared_mean,
+               a.compared_se, a.compared);
+    json_object_set_new(s->extra, "fold_accuracy",
+                        json_pack("{s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "folds", a.folds,
+                                  "pairs", (json_int_t)a.pairs, "compared",
+                                  (json_int_t)a.compared, "accuracy", a.mean, "se", a.se,
+                                  "compared_accuracy", a.compared_mean, "compared_se",
+                                  a.compared_se, "threshold_mean", a.threshold_mean));
+    return 0;
+}
+
 /* Evaluate one set as one system into *s. */
 static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
 {
@@ -746,7 +801,7 @@ static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
         (use = calloc(set.n_records + 1, 1)) != NULL)
         for (size_t i = 0; i < set.n_pairs; i++)
             use[set.pairs[i].a] = use[set.pairs[i].b] = 1;
-    st = abis_eval_templates_load(&t, &set, use, kind, &rec, &err);
+    st = abis_eval_templates_load(&t, &set, use, kind, &rec, c->run.threads, rec.name, &err);
     free(use);
     if (st != ABIS_OK) {
         cli_fail(ctx, &err);
@@ -804,6 +859,10 @@ static int eval_one(cli_ctx *ctx, const eval_cfg *c, size_t idx, system_t *s)
                 c->run.threads, t1 - t0, t3 - t2);
     if (!ctx->json)
         print_system(s, t.attempted, t.fte, t.fta, t.fta_reason);
+    if (c->protocol == ABIS_PROTOCOL_PAIRS && fold_accuracy(ctx, &set, &t, s) != 0) {
+        cli_failf(ctx, "nomem", "out of memory");
+        goto out;
+    }
     if (c->check && !s->is_1n && s->scores.n_impostor) {
         char *json = stored_calibration(ctx, &rec);
         abis_calibration *cal = NULL;
@@ -882,7 +941,8 @@ static int eval_fused(cli_ctx *ctx, const eval_cfg *c, system_t *sys, size_t *n_
         const abis_modality_kind *kind;
         if (resolve_modality(ctx, c, c->fuse[i], &rec, &kind) != 0)
             goto out;
-        if (abis_eval_templates_load(&t[i], &set, NULL, kind, &rec, &err) != ABIS_OK) {
+        if (abis_eval_templates_load(&t[i], &set, NULL, kind, &rec, c->run.threads, rec.name,
+                                     &err) != ABIS_OK) {
             cli_fail(ctx, &err);
             goto out;
         }
@@ -1023,7 +1083,7 @@ out:
 int cli_cmd_eval(cli_ctx *ctx, const cli_args *a)
 {
     eval_cfg c;
-    if (parse_common(ctx, a, &c, 1) != 0)
+    if (parse_common(ctx, a, &c, 1) != 0 || cli_face_configure(ctx, a) != 0)
         return CLI_EXIT_ERROR;
     if (c.n_fuse && c.n_sets > 1)
         return cli_usage_error(ctx, "--fuse takes one --set (a multimodal JSON Lines set)");
@@ -1062,7 +1122,7 @@ out:
 int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a)
 {
     eval_cfg c;
-    if (parse_common(ctx, a, &c, 0) != 0)
+    if (parse_common(ctx, a, &c, 0) != 0 || cli_face_configure(ctx, a) != 0)
         return CLI_EXIT_ERROR;
     if (!c.modality)
         return cli_usage_error(ctx, "missing --modality (the declared modality to calibrate)");
@@ -1089,7 +1149,8 @@ int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a)
     const abis_modality_kind *kind;
     if (resolve_modality(ctx, &c, c.modality, &rec, &kind) != 0)
         goto out;
-    if (abis_eval_templates_load(&t, &set, NULL, kind, &rec, &err) != ABIS_OK) {
+    if (abis_eval_templates_load(&t, &set, NULL, kind, &rec, c.run.threads, rec.name, &err) !=
+        ABIS_OK) {
         cli_fail(ctx, &err);
         goto out;
     }

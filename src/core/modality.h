@@ -47,11 +47,17 @@ typedef struct abis_modality_kind {
 const abis_modality_kind *abis_modality_kind_find(const char *name);
 /* The largest canonical template any kind makes (bytes): the size of the
  * scratch buffers templates are unsealed into.  Vectors: at most 4096 * 4
- * bytes; iris codes 512. */
+ * bytes; iris codes 512; minutiae templates at most 16 + 128 * 8. */
 #define ABIS_TEMPLATE_MAX (1 << 20)
 
 /* The largest default calibration a kind writes (bytes, with the NUL). */
 #define ABIS_DEFAULT_CALIBRATION_MAX 4096
+
+/* check_def for a kind of fixed size: ABIS_E_INVALID unless m->dim is `dim`
+ * ("modality 'iris': iris codes have 2048 bits; leave the dimension out";
+ * `what` is "iris codes have 2048 bits"). */
+abis_status abis_modality_check_fixed(const abis_modality_rec *m, int dim, const char *what,
+                                      abis_error *err);
 
 /* Comma-separated names of every kind, for messages. */
 const char *abis_modality_kind_names(void);

@@ -31,11 +31,7 @@
 
 static abis_status iris_check_def(const abis_modality_rec *m, abis_error *err)
 {
-    if (m->dim != ABIS_IRIS_BITS)
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "modality '%s': iris codes have %d bits; leave the dimension out",
-                              m->name, ABIS_IRIS_BITS);
-    return ABIS_OK;
+    return abis_modality_check_fixed(m, ABIS_IRIS_BITS, "iris codes have 2048 bits", err);
 }
 
 static abis_status iris_validate(const abis_modality_rec *m, const abis_template_input *in,

@@ -3,11 +3,14 @@
  * validating their samples into canonical templates (see dataset.h).
  */
 #include "eval/dataset.h"
+#include "crypto/crypto.h"
 #include "util/file.h"
+#include "util/progress.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -799,6 +802,7 @@ typedef struct pairs_ctx {
     size_t *start; /* records of identity i: by_id[start[i] .. start[i+1]) */
     uint32_t *by_id;
     int seen_header;
+    size_t fold_lines; /* pair lines per fold (0: no folds) */
 } pairs_ctx;
 
 /* The record of identity `name` with sample number `n` (the layout's number
@@ -841,11 +845,22 @@ static int pairs_line(char *line, size_t no, void *p)
     long a, b;
     if (!c->seen_header) {
         c->seen_header = 1;
-        if (n <= 2 && parse_long(f[0], &a) && (n == 1 || parse_long(f[1], &b)))
-            return 0; /* "<folds> <pairs per fold>" or "<count>" */
+        if (n <= 2 && parse_long(f[0], &a) && (n == 1 || parse_long(f[1], &b))) {
+            /* "<folds> <pairs per fold>": each fold lists that many genuine,
+             * then that many impostor pairs (LFW's pairs.txt) */
+            if (n == 2 && a >= 2 && a <= 1000 && b >= 1) {
+                set->pairs_folds = (int)a;
+                c->fold_lines = 2 * (size_t)b;
+            }
+            return 0; /* or "<count>" */
+        }
     }
     uint32_t ra, rb;
     int genuine;
+    size_t listed = set->pairs_genuine_listed + set->pairs_impostor_listed;
+    int fold = c->fold_lines ? (int)(listed / c->fold_lines) : -1;
+    if (fold >= set->pairs_folds)
+        fold = -1; /* more lines than the header announced */
     if (n == 3 && parse_long(f[1], &a) && parse_long(f[2], &b)) {
         genuine = 1;
         set->pairs_genuine_listed++;
@@ -872,7 +887,7 @@ static int pairs_line(char *line, size_t no, void *p)
             return -1;
         set->pairs = np;
     }
-    set->pairs[set->n_pairs++] = (abis_eval_pair){ra, rb, genuine};
+    set->pairs[set->n_pairs++] = (abis_eval_pair){ra, rb, genuine, fold};
     return 0;
 }
 
@@ -1012,9 +1027,97 @@ static void note(char *buf, size_t cap, const char *msg)
         snprintf(buf, cap, "%.250s", msg); /* the reason fields hold 256 */
 }
 
+/* Captures are turned into templates by the modality (a face photo takes
+ * tens of milliseconds), on several threads: each takes the next capture
+ * record in turn. */
+typedef struct capture_work {
+    abis_eval_templates *t;
+    const abis_eval_set *set;
+    const size_t *idx; /* the capture records */
+    size_t n, next, done;
+    pthread_mutex_t lock;
+    abis_progress *progress;
+    int nomem;
+    char nomem_message[ABIS_ERROR_MESSAGE_MAX];
+} capture_work;
+
+static void *capture_worker(void *arg)
+{
+    capture_work *w = arg;
+    abis_eval_templates *t = w->t;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        size_t k = w->next < w->n && !w->nomem ? w->next++ : w->n;
+        pthread_mutex_unlock(&w->lock);
+        if (k >= w->n)
+            return NULL;
+        size_t i = w->idx[k];
+        const abis_eval_record *r = &w->set->records[i];
+        char what[600];
+        snprintf(what, sizeof what, "sample '%.500s' of '%.60s'", r->key,
+                 w->set->identities[r->identity]);
+        /* The kind turns the capture into its template, as the engine does;
+         * anything that goes wrong on the way is a failure to acquire. */
+        abis_error e = {0};
+        size_t clen = 0;
+        unsigned char *bytes = NULL, *tmpl = NULL;
+        size_t len = 0;
+        /* 64 MiB is far past any capture. */
+        abis_status st = abis_file_read(r->path, 64u << 20, &bytes, &clen, &e);
+        abis_template_input ci = {
+            .modality = t->mod.name, .capture = bytes, .capture_size = clen, .quality = -1};
+        if (st == ABIS_OK)
+            st = t->kind->validate(&t->mod, &ci, what, &tmpl, &len, NULL, &e);
+        abis_wipe_free(bytes, clen);
+        pthread_mutex_lock(&w->lock);
+        if (st == ABIS_OK) {
+            t->tmpl[i] = tmpl;
+            t->len[i] = len;
+        } else if (st == ABIS_E_NOMEM) {
+            w->nomem = 1;
+            snprintf(w->nomem_message, sizeof w->nomem_message, "%s", e.message);
+        } else {
+            t->fta++;
+            note(t->fta_reason, sizeof t->fta_reason, e.message);
+        }
+        abis_progress_update(w->progress, ++w->done);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* Run the capture records idx[0..n) through the kind on `threads` threads. */
+static abis_status load_captures(abis_eval_templates *t, const abis_eval_set *set,
+                                 const size_t *idx, size_t n, unsigned threads,
+                                 const char *progress_label, abis_error *err)
+{
+    if (n == 0)
+        return ABIS_OK;
+    capture_work w = {.t = t, .set = set, .idx = idx, .n = n};
+    pthread_mutex_init(&w.lock, NULL);
+    w.progress = progress_label ? abis_progress_create(progress_label, n, "captures") : NULL;
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    pthread_t tid[64];
+    unsigned started = 0;
+    for (; started + 1 < threads; started++)
+        if (pthread_create(&tid[started], NULL, capture_worker, &w) != 0)
+            break;
+    capture_worker(&w); /* the calling thread works too */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    abis_progress_finish(w.progress);
+    pthread_mutex_destroy(&w.lock);
+    if (w.nomem)
+        return abis_error_set(err, ABIS_E_NOMEM, "%s", w.nomem_message);
+    return ABIS_OK;
+}
+
 abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set *set,
                                      const unsigned char *use, const abis_modality_kind *kind,
-                                     const abis_modality_rec *m, abis_error *err)
+                                     const abis_modality_rec *m, unsigned threads,
+                                     const char *progress_label, abis_error *err)
 {
     memset(t, 0, sizeof *t);
     t->kind = kind;
@@ -1024,8 +1127,11 @@ abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set
     t->tmpl = calloc(n, sizeof *t->tmpl);
     t->len = calloc(n, sizeof *t->len);
     t->identity = calloc(n, sizeof *t->identity);
-    if (!t->tmpl || !t->len || !t->identity)
+    size_t *captures = malloc(n * sizeof *captures), n_captures = 0;
+    if (!t->tmpl || !t->len || !t->identity || !captures) {
+        free(captures);
         return abis_error_set(err, ABIS_E_NOMEM, "out of memory for %zu templates", t->n);
+    }
     for (size_t i = 0; i < t->n; i++) {
         const abis_eval_record *r = &set->records[i];
         t->identity[i] = r->identity;
@@ -1049,29 +1155,14 @@ abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set
             src = in->values;
             nv = in->n;
         } else if (r->capture) {
-            /* The kind turns the capture into its template, as the engine does;
-             * anything that goes wrong on the way is a failure to acquire. */
-            size_t clen = 0;
-            unsigned char *bytes = NULL;
-            /* 64 MiB is far past any capture. */
-            abis_status cst = abis_file_read(r->path, 64u << 20, &bytes, &clen, &e);
-            abis_template_input ci = {
-                .modality = m->name, .capture = bytes, .capture_size = clen, .quality = -1};
-            if (cst == ABIS_OK)
-                cst = kind->validate(&t->mod, &ci, what, &t->tmpl[i], &t->len[i], NULL, &e);
-            free(bytes);
-            if (cst == ABIS_E_NOMEM)
-                return abis_error_set(err, ABIS_E_NOMEM, "%s", e.message);
-            if (cst != ABIS_OK) {
-                t->tmpl[i] = NULL;
-                t->fta++;
-                note(t->fta_reason, sizeof t->fta_reason, e.message);
-            }
+            captures[n_captures++] = i; /* below, on several threads */
             continue;
         } else {
             if (abis_vector_read_file(r->path, &values, &nv, &e) != ABIS_OK) {
-                if (e.status == ABIS_E_NOMEM)
+                if (e.status == ABIS_E_NOMEM) {
+                    free(captures);
                     return abis_error_set(err, ABIS_E_NOMEM, "%s", e.message);
+                }
                 t->fte++;
                 note(t->fte_reason, sizeof t->fte_reason, e.message);
                 continue;
@@ -1083,15 +1174,19 @@ abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set
         abis_template_input ti = {.modality = m->name, .vector = src, .dim = nv, .quality = -1};
         abis_status st = kind->validate(&t->mod, &ti, what, &t->tmpl[i], &t->len[i], NULL, &e);
         free(values);
-        if (st == ABIS_E_NOMEM)
+        if (st == ABIS_E_NOMEM) {
+            free(captures);
             return abis_error_set(err, ABIS_E_NOMEM, "%s", e.message);
+        }
         if (st != ABIS_OK) {
             t->tmpl[i] = NULL;
             t->fte++;
             note(t->fte_reason, sizeof t->fte_reason, e.message);
         }
     }
-    return ABIS_OK;
+    abis_status st = load_captures(t, set, captures, n_captures, threads, progress_label, err);
+    free(captures);
+    return st;
 }
 
 void abis_eval_templates_free(abis_eval_templates *t)

@@ -74,6 +74,7 @@ typedef struct abis_eval_record {
 typedef struct abis_eval_pair {
     uint32_t a, b;
     int genuine;
+    int fold; /* the pairs file's fold (0-based), or -1 when it has none */
 } abis_eval_pair;
 
 #define ABIS_EVAL_MAX_PROBLEMS 20 /* problem messages kept; the rest are only counted */
@@ -92,6 +93,8 @@ typedef struct abis_eval_set {
     size_t n_pairs;
     size_t pairs_unresolved;                            /* pairs naming samples not in the set */
     size_t pairs_genuine_listed, pairs_impostor_listed; /* as the pairs file lists them */
+    int pairs_folds; /* folds in the pairs file ("5 300": 5 folds of 300 genuine then 300
+                      * impostor pairs), or 0 */
     /* Malformed input (bad CSV / JSON Lines lines, unparsable pairs lines):
      * counted, and the first ABIS_EVAL_MAX_PROBLEMS messages kept ("line 12: ..."). */
     uint64_t n_problems;
@@ -142,13 +145,18 @@ typedef struct abis_eval_templates {
  * use[i] set (use NULL: every record) into canonical templates with
  * kind->validate, the engine's own entry check; a capture (image) is handed
  * to the kind as one, and a kind that cannot extract from it, or an
- * extraction that fails, counts as a failure to acquire.  Inline values are taken from the record's
- * inline template named m->name, or its unnamed one.  When m->dim is 0 the dimension is taken from
- * the first sample that has values (t->mod.dim then says which).  Fails only
- * on out-of-memory; bad samples are counted as FTE / FTA. */
+ * extraction that fails, counts as a failure to acquire.  Captures are
+ * extracted on `threads` threads (the caller's among them; 0 counts as 1),
+ * with a progress bar named `progress_label` on a terminal (NULL: none), and
+ * their bytes wiped after use.  Inline values are taken from the record's
+ * inline template named m->name, or its unnamed one.  When m->dim is 0 the
+ * dimension is taken from the first sample that has values (t->mod.dim then
+ * says which).  Fails only on out-of-memory; bad samples are counted as FTE /
+ * FTA. */
 abis_status abis_eval_templates_load(abis_eval_templates *t, const abis_eval_set *set,
                                      const unsigned char *use, const abis_modality_kind *kind,
-                                     const abis_modality_rec *m, abis_error *err);
+                                     const abis_modality_rec *m, unsigned threads,
+                                     const char *progress_label, abis_error *err);
 void abis_eval_templates_free(abis_eval_templates *t);
 
 #endif

@@ -92,6 +92,10 @@ typedef struct abis_eval_verif_metrics {
     uint64_t n_genuine, n_impostor;
     abis_eval_rate eer;                                 /* value = EER, threshold where reached */
     abis_eval_rate fnmr_at_fmr[ABIS_EVAL_N_FMR_TARGETS]; /* at FMR 1e-2, 1e-3, 1e-4 */
+    /* ZeroFMR (FVC): the FNMR at the lowest threshold no impostor reaches, just
+     * above the highest impostor score; supported with any impostor and genuine
+     * score, no interval (it rests on one score) */
+    abis_eval_rate fnmr_at_zero_fmr;
     double d_prime;    /* decidability: |mu_g - mu_i| / sqrt((var_g + var_i) / 2) */
     double fte_rate;   /* failed_to_enrol / attempted */
     double fta_rate;   /* failed_to_acquire / attempted */
@@ -113,6 +117,26 @@ abis_status abis_eval_verification(const abis_eval_scores *s, unsigned bootstrap
                                    abis_eval_verif_metrics *m, abis_error *err);
 abis_status abis_eval_identification(const abis_eval_ident *s, unsigned bootstrap,
                                      abis_eval_ident_metrics *m, abis_error *err);
+
+/* Accuracy by cross-validation over a pairs file's folds (the LFW protocol:
+ * for each fold, the threshold that makes the fewest errors on the other
+ * folds, applied to it; the mean over folds and its standard error).  Two
+ * figures: over every pair, a pair without two templates (a failure to
+ * enrol or acquire) decided "no match", and over the compared pairs only. */
+typedef struct abis_eval_fold_accuracy {
+    int folds;
+    size_t pairs, compared;
+    double mean, se;                   /* every pair */
+    double compared_mean, compared_se; /* compared pairs only */
+    double threshold_mean;             /* the folds' thresholds, averaged */
+} abis_eval_fold_accuracy;
+
+/* score[i] (NaN: not compared), genuine[i], fold[i] in [0, folds) (pairs of
+ * another fold are left out) for n pairs.  ABIS_E_INVALID when a fold has
+ * no compared pair or folds < 2. */
+abis_status abis_eval_fold_accuracy_compute(const double *score, const int *genuine,
+                                            const int *fold, size_t n, int folds,
+                                            abis_eval_fold_accuracy *out, abis_error *err);
 
 /* FMR and FNMR at one threshold (ties count as matches). */
 void abis_eval_rates_at(const abis_eval_scores *s, double threshold, double *fmr, double *fnmr);

@@ -20,6 +20,9 @@
  *           non-matches).  Supported only when k >= 1, i.e. #impostor >= 1/f
  *           (and there are genuine scores); otherwise supported = 0 and value,
  *           lo, hi and threshold are NaN.  support = #impostor.
+ *   ZeroFMR FNMR at the threshold just above the highest impostor score (the
+ *           FVC competitions' figure); supported with any genuine and impostor
+ *           score, support = #impostor; no bootstrap interval.
  *   d'      |mean_g - mean_i| / sqrt((var_g + var_i) / 2), population
  *           variances (divided by n); NaN with an empty class, +inf when both
  *           variances are 0 and the means differ.
@@ -477,6 +480,17 @@ abis_status abis_eval_verification(const abis_eval_scores *s, unsigned bootstrap
         r->supported = 1;
     }
 
+    if (ng > 0 && ni > 0) {
+        abis_eval_rate *z = &m->fnmr_at_zero_fmr;
+        z->threshold = nextafter(imp[ni - 1], INFINITY);
+        z->value = (double)abis_eval_count_below(gen, ng, z->threshold) / (double)ng;
+        z->lo = z->hi = z->value;
+        z->support = ni;
+        z->supported = 1;
+    } else {
+        rate_unsupported(&m->fnmr_at_zero_fmr, ni);
+    }
+
     if (bootstrap > 0 && ng > 0 && ni > 0)
         st = boot_verif(s, imp, bootstrap, m, err);
 done:
@@ -663,5 +677,110 @@ abis_status abis_eval_identification(const abis_eval_ident *s, unsigned bootstra
 
     if (bootstrap > 0 && nm > 0 && nn > 0)
         st = boot_ident(s, bootstrap, m, err);
+    return st;
+}
+
+/* ---- fold accuracy (LFW protocol) --------------------------------------------------- */
+
+typedef struct scored_pair {
+    double score;
+    int genuine;
+} scored_pair;
+
+static int scored_pair_asc(const void *a, const void *b)
+{
+    double x = ((const scored_pair *)a)->score, y = ((const scored_pair *)b)->score;
+    return x < y ? -1 : x > y;
+}
+
+/* The threshold (match: score >= t) making the fewest errors on p[0..n):
+ * midway between the two scores where the best split falls. */
+static double best_threshold(scored_pair *p, size_t n)
+{
+    qsort(p, n, sizeof *p, scored_pair_asc);
+    size_t genuine = 0;
+    for (size_t i = 0; i < n; i++)
+        genuine += p[i].genuine != 0;
+    /* t below p[0]: every pair matches, the impostors are the errors */
+    size_t errors = n - genuine, best_errors = errors;
+    double best = n ? p[0].score - 1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        /* t just above p[i]: p[0..i] no longer match */
+        if (p[i].genuine)
+            errors++;
+        else
+            errors--;
+        if (i + 1 < n && p[i + 1].score == p[i].score)
+            continue;
+        if (errors < best_errors) {
+            best_errors = errors;
+            best = i + 1 < n ? (p[i].score + p[i + 1].score) / 2 : p[i].score + 1;
+        }
+    }
+    return best;
+}
+
+static void mean_se(const double *v, int n, double *mean, double *se)
+{
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        ss += (v[i] - *mean) * (v[i] - *mean);
+    *se = n > 1 ? sqrt(ss / (n - 1)) / sqrt((double)n) : 0;
+}
+
+abis_status abis_eval_fold_accuracy_compute(const double *score, const int *genuine,
+                                            const int *fold, size_t n, int folds,
+                                            abis_eval_fold_accuracy *out, abis_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (folds < 2 || folds > 1000)
+        return abis_error_set(err, ABIS_E_INVALID, "fold accuracy needs 2 or more folds");
+    scored_pair *train = malloc((n ? n : 1) * sizeof *train);
+    double *acc = malloc((size_t)folds * sizeof *acc), *cacc = malloc((size_t)folds * sizeof *cacc);
+    abis_status st = ABIS_OK;
+    if (!train || !acc || !cacc) {
+        st = abis_error_set(err, ABIS_E_NOMEM, "out of memory for the fold accuracy");
+        goto done;
+    }
+    double thresholds = 0;
+    for (int f = 0; f < folds && st == ABIS_OK; f++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (fold[i] >= 0 && fold[i] < folds && fold[i] != f && !isnan(score[i]))
+                train[m++] = (scored_pair){score[i], genuine[i]};
+        double t = best_threshold(train, m);
+        thresholds += t;
+        size_t all = 0, right = 0, cmp = 0, cright = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (fold[i] != f)
+                continue;
+            int compared = !isnan(score[i]);
+            int match = compared && score[i] >= t;
+            int ok = match == (genuine[i] != 0);
+            all++;
+            right += ok;
+            cmp += compared;
+            cright += compared && ok;
+        }
+        if (cmp == 0)
+            st = abis_error_set(err, ABIS_E_INVALID, "fold %d has no compared pair", f + 1);
+        acc[f] = all ? (double)right / all : 0;
+        cacc[f] = cmp ? (double)cright / cmp : 0;
+        out->pairs += all;
+        out->compared += cmp;
+    }
+    if (st == ABIS_OK) {
+        out->folds = folds;
+        mean_se(acc, folds, &out->mean, &out->se);
+        mean_se(cacc, folds, &out->compared_mean, &out->compared_se);
+        out->threshold_mean = thresholds / folds;
+    }
+done:
+    free(train);
+    free(acc);
+    free(cacc);
     return st;
 }

@@ -165,7 +165,7 @@ static int pairlist_add(abis_eval_pairlist *l, uint32_t a, uint32_t b, int genui
         l->p = p;
         l->cap = cap;
     }
-    l->p[l->n++] = (abis_eval_pair){a, b, genuine};
+    l->p[l->n++] = (abis_eval_pair){a, b, genuine, -1};
     return 0;
 }
 
@@ -562,6 +562,18 @@ abis_status abis_eval_run_identification(const abis_eval_set *set, const abis_ev
     memset(in_gal, 0, set->n_records);
     if (!(o && o->nonmated_share > 0))
         memset(held, 0, set->n_records);
+    if (o && o->nonmated_singletons) {
+        uint32_t *count = calloc((size_t)set->n_identities + 1, sizeof *count);
+        if (!count) {
+            st = nomem(err);
+            goto done;
+        }
+        for (size_t i = 0; i < set->n_records; i++)
+            count[set->records[i].identity]++;
+        for (size_t i = 0; i < set->n_records; i++)
+            held[i] = count[set->records[i].identity] == 1;
+        free(count);
+    }
     for (uint32_t i = 0; i <= set->n_identities; i++)
         enrolled[i] = UINT32_MAX;
     size_t n_probes = 0, gallery_size = 0;

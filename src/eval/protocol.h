@@ -15,7 +15,8 @@
  *          in a gallery made by the modality's gallery_create; the identity's
  *          other records are mated probes; the records of identities held out
  *          of the gallery (nonmated_share of them, chosen with the seed) are
- *          non-mated probes.  Each probe is searched for the top k (20).
+ *          non-mated probes (or, with nonmated_singletons, the identities that
+ *          have a single record).  Each probe is searched for the top k (20).
  *
  * A pair or probe whose template failed (FTE/FTA) or is missing makes no
  * comparison; the failures are counted with the templates (dataset.h) and
@@ -49,6 +50,8 @@ typedef struct abis_eval_run_opts {
     uint64_t max_impostors;     /* all: cap on impostor pairs (0: none) */
     uint64_t seed;              /* impostor sampling and the 1:N hold-out */
     double nonmated_share;      /* 1n: share of identities held out of the gallery */
+    int nonmated_singletons;    /* 1n: instead, hold out the identities with one record
+                                 * (LFW's usual open-set 1:N) */
     size_t k;                   /* 1n: candidates per search (0: ABIS_EVAL_MAX_RANK) */
     const unsigned char *use;   /* records taking part (NULL: all) */
     const char *progress_label; /* a TTY progress bar with this label (NULL: none) */

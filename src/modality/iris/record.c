@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto/crypto.h"
-
 static unsigned be16(const unsigned char *p)
 {
     return (unsigned)p[0] << 8 | p[1];
@@ -165,12 +163,8 @@ abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, a
                                     int *eye, abis_error *err)
 {
     abis_status st = decode_record(buf, len, want_eye, out, eye, err);
-    if (st != ABIS_OK && out->pixels) {
-        /* The image was fine, the record around it is not: wipe it (an eye
-         * image is biometric data) and free it. */
-        abis_wipe_free(out->pixels, (size_t)out->width * (size_t)out->height);
-        memset(out, 0, sizeof *out);
-    }
+    if (st != ABIS_OK)
+        abis_image_free(out); /* the image was fine, the record around it is not */
     return st;
 }
 
