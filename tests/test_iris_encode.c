@@ -2,6 +2,7 @@
  * (src/modality/iris/{segment,normalize,encode}.c) on synthetic eyes drawn
  * here with known pupil and limbus circles. */
 #include "testutil.h"
+#include "iris_synth.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,67 +12,10 @@
 #include "modality/iris/iris_internal.h"
 
 #define PI 3.14159265358979323846
-#define W 320
-#define H 280
 
-typedef struct eye {
-    double px, py, pr, ix, iy, ir;
-    double rot;        /* radians the whole eye is turned by */
-    unsigned seed;     /* iris texture */
-    double lid_top;    /* rows above are upper eyelid skin (0: none) */
-    double lid_bottom; /* rows below are lower eyelid skin (0: none) */
-    double lid_curv;   /* lids bend towards the pupil by lid_curv (x - ix)^2 */
-    double lid_level;  /* eyelid skin grey level (0: 175) */
-} eye;
-
-static double rnd(unsigned *s)
-{
-    *s = *s * 1103515245u + 12345u;
-    return ((*s >> 8) & 0xffff) / 65535.0;
-}
-
-/* Draw an eye: pupil 30, textured iris around 110, sclera 190.  The texture
- * is a sum of angular x radial sinusoids in the iris's own polar frame, so
- * turning the eye by `rot` turns the texture with it. */
-static abis_image draw_eye(const eye *e)
-{
-    abis_image img = {W, H, malloc(W * H), 0, 1, 0};
-    assert_non_null(img.pixels);
-    enum { K = 24 };
-    double amp[K], m[K], f[K], p[K], q[K];
-    unsigned s = e->seed;
-    for (int k = 0; k < K; k++) {
-        amp[k] = 6 + 10 * rnd(&s);
-        m[k] = 2 + (int)(30 * rnd(&s));
-        f[k] = 0.5 + 3 * rnd(&s);
-        p[k] = 2 * PI * rnd(&s);
-        q[k] = 2 * PI * rnd(&s);
-    }
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            double v;
-            double dp = hypot(x - e->px, y - e->py), di = hypot(x - e->ix, y - e->iy);
-            if (dp <= e->pr) {
-                v = 30;
-            } else if (di <= e->ir) {
-                double phi = atan2(y - e->iy, x - e->ix) - e->rot;
-                double rho = (di - e->pr) / (e->ir - e->pr);
-                v = 110;
-                for (int k = 0; k < K; k++)
-                    v += amp[k] * cos(m[k] * phi + p[k]) * cos(2 * PI * f[k] * rho + q[k]) / 2.5;
-            } else {
-                v = 190;
-            }
-            double bend = e->lid_curv * (x - e->ix) * (x - e->ix);
-            if ((e->lid_top > 0 && y < e->lid_top + bend) ||
-                (e->lid_bottom > 0 && y > e->lid_bottom - bend))
-                v = e->lid_level > 0 ? e->lid_level : 175;
-            img.pixels[y * W + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrint(v));
-        }
-    return img;
-}
-
-static const eye base_eye = {161, 139, 40, 160, 140, 105, 0, 7, 0, 0, 0, 0};
+typedef abis_test_eye eye;
+#define base_eye abis_test_base_eye
+#define draw_eye abis_test_draw_eye
 
 static int bit(const uint8_t *b, int i) { return (b[i / 8] >> (i % 8)) & 1; }
 
@@ -127,13 +71,7 @@ static void test_segmentation_finds_known_circles(void **state)
 static void test_segmentation_non_concentric(void **state)
 {
     (void)state;
-    eye e = base_eye;
-    e.px = 150;
-    e.py = 132;
-    e.pr = 33;
-    e.ix = 158;
-    e.iy = 138;
-    e.ir = 98;
+    eye e = abis_test_offset_eye;
     abis_iris_code c;
     abis_iris_info info;
     encode_ok(&e, &c, &info);
@@ -194,9 +132,10 @@ static void test_different_irises_differ(void **state)
 static void test_blank_image_refused_no_pupil(void **state)
 {
     (void)state;
-    abis_image img = {W, H, malloc(W * H), 0, 1, 0};
+    abis_image img = {ABIS_TEST_EYE_W, ABIS_TEST_EYE_H,
+                      malloc(ABIS_TEST_EYE_W * ABIS_TEST_EYE_H), 0, 1, 0};
     assert_non_null(img.pixels);
-    memset(img.pixels, 150, W * H);
+    memset(img.pixels, 150, ABIS_TEST_EYE_W * ABIS_TEST_EYE_H);
     abis_iris_code c;
     abis_error err = {0};
     assert_int_equal(abis_iris_encode(&img, &c, NULL, &err), ABIS_E_INVALID);

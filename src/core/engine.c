@@ -989,8 +989,8 @@ abis_status abis_gallery_warm(abis_engine *e, abis_error *err)
     segstate **segs = malloc((n_segs ? n_segs : 1) * sizeof *segs);
     size_t *mods = malloc((n_mods ? n_mods : 1) * sizeof *mods);
     if (segs && mods) {
-        for (size_t i = 0; i < n_segs; i++)
-            segs[i] = e->segs[i]; /* segstates live as long as e */
+        if (n_segs) /* segstates live as long as e */
+            memcpy(segs, e->segs, n_segs * sizeof *segs);
         for (size_t m = 0; m < n_mods; m++)
             mods[m] = m;
     }

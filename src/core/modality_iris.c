@@ -24,6 +24,10 @@
 
 #define DAUGMAN_DOF 249 /* degrees of freedom of 2048-bit IrisCodes (Daugman 2004) */
 #define SHIFTS (2 * ABIS_IRIS_MAX_SHIFT + 1)
+/* Nominal same-eye score (1 - HD_norm) for the default likelihood ratio:
+ * CASIA-IrisV1 all pairs, docs/IRIS.md. */
+#define NOMINAL_GENUINE_MEAN 0.87
+#define NOMINAL_GENUINE_SD 0.09
 
 static abis_status iris_check_def(const abis_modality_rec *m, abis_error *err)
 {
@@ -46,11 +50,13 @@ static abis_status iris_validate(const abis_modality_rec *m, const abis_template
     if (abis_iris_record_is(in->capture, in->capture_size)) {
         int eye = 0;
         st = abis_iris_record_decode(in->capture, in->capture_size, in->position, &img, &eye, err);
+        if (st != ABIS_OK)
+            return abis_error_prefix(err, "%s", what);
     } else {
         st = abis_image_decode(in->capture, in->capture_size, what, &img, err);
+        if (st != ABIS_OK)
+            return st; /* the message starts with `what` already */
     }
-    if (st != ABIS_OK)
-        return abis_error_prefix(err, "%s", what);
     abis_iris_code *code = malloc(sizeof *code);
     abis_iris_info info;
     if (!code)
@@ -102,8 +108,31 @@ static double binomial_cdf_half(int k, int n)
     return sum > 1 ? 1 : sum;
 }
 
+/* Mean and standard deviation of the impostor score 1 - k / N under the same
+ * model: k the smallest of SHIFTS independent Binomial(N, 1/2) counts. */
+static void impostor_moments(double *mean, double *sd)
+{
+    double m1 = 0, m2 = 0, prev = 0;
+    for (int k = 0; k <= DAUGMAN_DOF; k++) {
+        double f = binomial_cdf_half(k, DAUGMAN_DOF);
+        double cdf_min = -expm1(SHIFTS * log1p(-fmin(f, 1.0 - 1e-16))); /* P(min <= k) */
+        double pk = cdf_min - prev, score = 1.0 - (double)k / DAUGMAN_DOF;
+        prev = cdf_min;
+        m1 += pk * score;
+        m2 += pk * score * score;
+    }
+    *mean = m1;
+    *sd = sqrt(fmax(m2 - m1 * m1, 1e-12));
+}
+
 /* Daugman's impostor model as a calibration table: scores 1 - h for h from
- * 0.50 down to 0.15, one point per 0.01. */
+ * 0.50 down to 0.15, one point per 0.01; and a likelihood-ratio model so
+ * that both eyes (or iris with another modality) fuse without a fitted
+ * calibration: the impostor side is the model's own moments, the genuine
+ * side a nominal score 0.87 +- 0.09, the same-eye distribution measured on
+ * CASIA-IrisV1 (docs/IRIS.md).  The engine caps the LR at 1 / FMR(s), so
+ * the genuine model moves the weighting, not the false match rate; `abis
+ * calibrate` replaces both with fitted ones. */
 static void iris_default_calibration(const abis_modality_rec *m, char *buf, size_t cap)
 {
     (void)m;
@@ -116,11 +145,15 @@ static void iris_default_calibration(const abis_modality_rec *m, char *buf, size
         at += (size_t)snprintf(buf + at, cap - at, "%s[%.2f,%.6g]", first ? "" : ",", 1.0 - h, fmr);
         first = 0;
     }
+    double imp_mean, imp_sd;
+    impostor_moments(&imp_mean, &imp_sd);
     if (at < cap)
         snprintf(buf + at, cap - at,
-                 "],\"source\":\"Daugman 2004 binomial model, N=%d, %d "
-                 "shifts\"}",
-                 DAUGMAN_DOF, SHIFTS);
+                 "],\"llr\":{\"model\":\"gaussian\",\"genuine\":[%.2f,%.2f],"
+                 "\"impostor\":[%.6f,%.6f]},"
+                 "\"source\":\"Daugman 2004 binomial model, N=%d, %d "
+                 "shifts; nominal genuine model\"}",
+                 NOMINAL_GENUINE_MEAN, NOMINAL_GENUINE_SD, imp_mean, imp_sd, DAUGMAN_DOF, SHIFTS);
 }
 
 const abis_modality_kind abis_modality_iris = {

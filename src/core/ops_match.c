@@ -278,6 +278,7 @@ static int cmp_fused(const void *a, const void *b)
 typedef struct id_probe {
     modality_entry *m;
     size_t mi;
+    int position; /* the probe's position (eye, finger), 0: not given */
     unsigned char *canon;
     size_t len;
     abis_gallery *g;
@@ -291,8 +292,12 @@ typedef struct id_probe {
  * for a probe whose shortlist missed it is computed from its stored
  * templates (absent when it has none of that modality or locked it), and the
  * scores are fused by likelihood ratio when every calibration has an LR
- * model (else the best probe's FMR times the number of probes).  The
- * candidate's FPIR at the gallery size must be at most the target. */
+ * model (else the best probe's FMR times the number of probes).  A probe
+ * with a position (left eye, right index finger) is scored against the
+ * candidate's template at that position only: the gallery's score is the
+ * best over all of the subject's templates of the modality, which would let
+ * a left-eye probe be scored against the right eye.  The candidate's FPIR at
+ * the gallery size must be at most the target. */
 static abis_status identify_fused(abis_engine *e, segstate *seg, const abis_purpose_rec *p,
                                   id_probe *pr, size_t n_probes, size_t k, abis_candidate *out,
                                   size_t *n_out, abis_error *err)
@@ -328,14 +333,14 @@ static abis_status identify_fused(abis_engine *e, segstate *seg, const abis_purp
             for (size_t j = 0; st == ABIS_OK && j < n_probes; j++) {
                 double sc = 0;
                 int found = 0;
-                for (size_t q = 0; q < pr[j].got && !found; q++)
+                for (size_t q = 0; q < pr[j].got && !found && !pr[j].position; q++)
                     if (pr[j].hits[q].slot == fc->slot) {
                         sc = pr[j].hits[q].score;
                         found = 1;
                     }
                 if (!found && abis_bitset_test(&pr[j].filter, fc->slot))
-                    st = subject_best_score(e, subject, seg->rec.id, pr[j].m, 0, pr[j].canon,
-                                            pr[j].len, buf, cap, &sc, &found, err);
+                    st = subject_best_score(e, subject, seg->rec.id, pr[j].m, pr[j].position,
+                                            pr[j].canon, pr[j].len, buf, cap, &sc, &found, err);
                 if (st != ABIS_OK || !found)
                     continue;
                 calibs[n_present] = pr[j].m->calib;
@@ -417,6 +422,7 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
         char what[32];
         snprintf(what, sizeof what, n_probes > 1 ? "probe %zu" : "probe", i + 1);
         pr[i].m = engine_modality(e, probes[i].modality, &pr[i].mi);
+        pr[i].position = probes[i].position;
         if (!pr[i].m) {
             st = abis_error_set(err, ABIS_E_INVALID, "%s: modality '%.64s' is not declared", what,
                                 probes[i].modality ? probes[i].modality : "");

@@ -6,7 +6,7 @@
  * distance minimised over shifts -ABIS_IRIS_MAX_SHIFT..ABIS_IRIS_MAX_SHIFT
  * of the probe, exactly as abis_iris_distance computes it (higher = more
  * similar; it may exceed 1 for codes with many comparable bits).
- * docs/iris-matching.md describes the layout, the kernels and the threads.
+ * docs/IRIS.md describes the layout, the kernels and the threads.
  */
 #ifndef ABIS_GALLERY_IRIS_H
 #define ABIS_GALLERY_IRIS_H

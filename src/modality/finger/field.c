@@ -387,6 +387,28 @@ static float block_period(const fp_field *f, int bx, int by, float *wave)
     return p;
 }
 
+/* The mean of block (bx, by) and its neighbours in map p (with
+ * positive_only, of those > 0); *count gets how many were averaged (0:
+ * none, and the mean is 0). */
+static float mean3x3(const float *p, int bw, int bh, int bx, int by, int positive_only, int *count)
+{
+    float s = 0;
+    int c = 0;
+    for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+            int xx = bx + dx, yy = by + dy;
+            if (xx < 0 || yy < 0 || xx >= bw || yy >= bh)
+                continue;
+            float q = p[(size_t)yy * bw + xx];
+            if (positive_only && !(q > 0))
+                continue;
+            s += q;
+            c++;
+        }
+    *count = c;
+    return c ? s / (float)c : 0;
+}
+
 /* Periods of every foreground block; unmeasured ones filled from measured
  * neighbours (repeated averaging), then smoothed over 3 x 3 blocks. */
 static abis_status compute_periods(fp_field *f, abis_error *err)
@@ -419,21 +441,10 @@ static abis_status compute_periods(fp_field *f, abis_error *err)
                 size_t b = (size_t)by * bw + bx;
                 if (p[b] > 0)
                     continue;
-                float s = 0;
-                int c = 0;
-                for (int dy = -1; dy <= 1; dy++)
-                    for (int dx = -1; dx <= 1; dx++) {
-                        int xx = bx + dx, yy = by + dy;
-                        if (xx < 0 || yy < 0 || xx >= bw || yy >= bh)
-                            continue;
-                        float q = p[(size_t)yy * bw + xx];
-                        if (q > 0) {
-                            s += q;
-                            c++;
-                        }
-                    }
+                int c;
+                float m = mean3x3(p, bw, bh, bx, by, 1, &c);
                 if (c) {
-                    tmp[b] = s / (float)c;
+                    tmp[b] = m;
                     changed = 1;
                 }
             }
@@ -447,17 +458,8 @@ static abis_status compute_periods(fp_field *f, abis_error *err)
     /* 3 x 3 mean over foreground blocks */
     for (int by = 0; by < bh; by++)
         for (int bx = 0; bx < bw; bx++) {
-            float s = 0;
-            int c = 0;
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++) {
-                    int xx = bx + dx, yy = by + dy;
-                    if (xx < 0 || yy < 0 || xx >= bw || yy >= bh)
-                        continue;
-                    s += p[(size_t)yy * bw + xx];
-                    c++;
-                }
-            tmp[(size_t)by * bw + bx] = s / (float)c;
+            int c;
+            tmp[(size_t)by * bw + bx] = mean3x3(p, bw, bh, bx, by, 0, &c);
         }
     memcpy(p, tmp, n * sizeof *p);
     free(tmp), free(scratch);

@@ -18,7 +18,7 @@
 
 /* Log-Gabor centre wavelength in dense polar samples (512 per circle), and
  * sigma/f0 = 0.5 (about 2 octaves of bandwidth, Masek's choice).  Tuned on
- * CASIA-IrisV1: see docs/iris-encoding.md. */
+ * CASIA-IrisV1: see docs/IRIS.md, section 8. */
 #define LG_WAVELENGTH 32.0
 #define LG_SIGMA_ON_F 0.5
 /* A code sample whose 4x4 block of the rubber sheet is more than a quarter
@@ -194,7 +194,7 @@ abis_status abis_iris_encode(const abis_image *img, abis_iris_code *out, abis_ir
     inf.contrast = clamp01((seg.iris_mean - seg.pupil_mean) / (seg.iris_mean + seg.pupil_mean + 1e-9));
     inf.dilation = seg.pr / seg.ir;
     inf.sharpness = seg.sharpness;
-    /* Quality (docs/iris-encoding.md): product of the ISO/IEC 29794-6 factors
+    /* Quality (docs/IRIS.md): product of the ISO/IEC 29794-6 factors
      * mapped to 0..1 -- usable area against the 70 % the standard recommends,
      * contrast against 0.3, dilation 1 inside 0.2..0.7 falling to 0 at 0.1
      * and 0.8, and sharpness as it is. */

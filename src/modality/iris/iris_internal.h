@@ -1,6 +1,6 @@
 /*
  * iris_internal.h: the stages of abis_iris_encode, shared by segment.c,
- * normalize.c and encode.c only (docs/iris-encoding.md describes them).
+ * normalize.c and encode.c only (docs/IRIS.md describes them).
  */
 #ifndef ABIS_MODALITY_IRIS_INTERNAL_H
 #define ABIS_MODALITY_IRIS_INTERNAL_H

@@ -82,8 +82,10 @@ static abis_status decode_image(const unsigned char *img, size_t n, unsigned for
     }
 }
 
-abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, abis_image *out,
-                                    int *eye, abis_error *err)
+/* The body of abis_iris_record_decode; may leave a decoded image in *out
+ * when it fails on a later part of the record. */
+static abis_status decode_record(const void *buf, size_t len, int want_eye, abis_image *out,
+                                 int *eye, abis_error *err)
 {
     const unsigned char *p = buf;
     memset(out, 0, sizeof *out);
@@ -155,6 +157,15 @@ abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, a
         return abis_error_set(err, ABIS_E_INVALID, "iris record: it holds no %s eye",
                               want_eye == 1 ? "right" : "left");
     return ABIS_OK;
+}
+
+abis_status abis_iris_record_decode(const void *buf, size_t len, int want_eye, abis_image *out,
+                                    int *eye, abis_error *err)
+{
+    abis_status st = decode_record(buf, len, want_eye, out, eye, err);
+    if (st != ABIS_OK)
+        abis_image_free(out); /* the image was fine, the record around it is not */
+    return st;
 }
 
 abis_status abis_iris_record_encode(const abis_image *img, int eye, unsigned char **out,

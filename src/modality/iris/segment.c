@@ -1,6 +1,6 @@
 /*
  * segment.c: iris segmentation of our own -- pupil, limbus, eyelids and the
- * intensity thresholds for eyelashes and reflections (docs/iris-encoding.md).
+ * intensity thresholds for eyelashes and reflections (docs/IRIS.md).
  *
  *   pupil:   the most circular dark blob over a ladder of thresholds (after a
  *            morphological opening that cuts thin eyelashes off), refined by
@@ -30,13 +30,13 @@
 #define LIMBUS_HW 6
 #define LIMBUS_RMIN 1.45
 /* Share of the per-angle derivatives dropped at each end before averaging
- * (limbus and eyelid arcs): one tenth, enough for a crossing eyelid or a clump
- * of lashes; measured on CASIA-IrisV1 (docs/IRIS.md): EER 1.54 % -> 0.89 %
- * with the old eyelid finder. */
+ * (limbus and eyelid arcs): one tenth, enough for a crossing eyelid or a
+ * clump of lashes (CASIA-IrisV1, docs/IRIS.md section 8: EER 1.54 % ->
+ * 0.89 % with the old eyelid finder). */
 #define ARC_TRIM 0.1
 /* A pixel darker than the pupil plus this share of the way from the pupil to
- * the iris median is eyelash or shadow (docs/IRIS.md: 0.45, 0.6 and 0.7
- * compared on CASIA-IrisV1; 0.6 chosen). */
+ * the iris median is eyelash or shadow (docs/IRIS.md section 8: 0.3, 0.45,
+ * 0.6 and 0.7 compared on CASIA-IrisV1; 0.6 chosen). */
 #define LASH_SHARE 0.6
 
 typedef struct fimg {
@@ -141,7 +141,7 @@ static double trimmed_mean(double *v, int n, double trim)
 {
     int cut = (int)(trim * n);
     if (cut > 0) {
-        select_kth(v, n, cut);                      /* v[0..cut): the lowest */
+        select_kth(v, n, cut);                     /* v[0..cut): the lowest */
         select_kth(v + cut, n - cut, n - 2 * cut); /* v[n-cut..n): the highest */
     }
     double s = 0;
