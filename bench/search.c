@@ -21,6 +21,8 @@
  *                           (32 200: the issue's anchor); OpenABIS's graph
  *                           uses its defaults
  *     --threads T           threads for building and for "tN" columns (2)
+ *     --snapshot DIR        also time saving the OpenABIS gallery to an encrypted
+ *                           snapshot in DIR and loading it back
  *     --study               also count, for each mated probe, the impostors
  *                           scoring at or above its mate by sign codes
  *                           (asymmetric, as the gallery) and by the Hamming
@@ -55,6 +57,7 @@
 #include <unistd.h>
 
 #include "anchors.h"
+#include "crypto/crypto.h"
 #include "gallery/gallery_vector.h"
 #include "match/int8.h"
 #include "match/signcode.h"
@@ -73,6 +76,7 @@ typedef struct opts {
     size_t n, dim, probes, latency;
     char anchors[128];
     int graph, study;
+    const char *snapshot_dir;
     size_t shortlists[8], n_shortlists, efs[8], n_efs, nprobes[8], n_nprobes;
     int m, efc, threads;
 } opts;
@@ -103,7 +107,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench_search [--data synth|sift] [--sift DIR] [--n N] [--dim D] "
                     "[--probes P] [--latency L] [--anchors flat,sq8,ivf,hnsw,hnswlib|none] "
                     "[--graph] [--shortlists LIST] [--efs LIST] [--nprobes LIST] [--m M] "
-                    "[--efc E] [--threads T] [--study]\n");
+                    "[--efc E] [--threads T] [--study] [--snapshot DIR]\n");
     exit(2);
 }
 
@@ -156,6 +160,8 @@ static void parse(int argc, char **argv, opts *o)
             o->efc = atoi(v);
         else if (!strcmp(a, "--threads"))
             o->threads = atoi(v);
+        else if (!strcmp(a, "--snapshot"))
+            o->snapshot_dir = v;
         else
             usage();
     }
@@ -659,6 +665,105 @@ static size_t openabis_memory(abis_gallery *g, abis_vector_stats *st)
     return st->vector_bytes + st->bookkeeping_bytes + st->code_bytes + st->graph_bytes;
 }
 
+/* Templates added to the built gallery one at a time, each searched for
+ * (pre-selected, default shortlist) right after add() returns: the add's
+ * latency, and whether the very next search finds it first. */
+static void inserts_visible(abis_gallery *g, const dataset *ds)
+{
+    enum { N = 200 };
+    double t[N];
+    size_t found = 0;
+    float *v = malloc(sizeof(float) * ds->d);
+    abis_search_opts so = {.preselect = 1};
+    for (size_t i = 0; i < N; i++) {
+        size_t row = ds->n + 1000000 + i; /* identities never used elsewhere */
+        identity_sample(row, 0, v, ds->d);
+        abis_id id = {{0}};
+        memcpy(id.bytes, &row, sizeof row);
+        abis_error err = {0};
+        double t0 = now_s();
+        if (g->ops->add(g, &id, (uint32_t)row, v, ds->d * sizeof(float), &err) != ABIS_OK)
+            fprintf(stderr, "add: %s\n", err.message);
+        t[i] = (now_s() - t0) * 1e3;
+        abis_hit h;
+        size_t n = 0;
+        if (abis_gallery_search(g, v, ds->d * sizeof(float), 1, NULL, &so, &h, &n, &err) ==
+                ABIS_OK &&
+            n == 1 && h.slot == (uint32_t)row)
+            found++;
+    }
+    qsort(t, N, sizeof *t, cmp_double);
+    printf("- inserts: %d templates added one at a time to the built gallery: add() p50 %.3f ms, "
+           "p99 %.3f ms; found first by the very next pre-selected search: %zu of %d\n",
+           N, t[N / 2], t[(size_t)(0.99 * (N - 1))], found, N);
+    for (size_t i = 0; i < N; i++) { /* leave the gallery as it was */
+        size_t row = ds->n + 1000000 + i;
+        abis_id id = {{0}};
+        memcpy(id.bytes, &row, sizeof row);
+        g->ops->remove(g, &id);
+    }
+    abis_error err = {0};
+    abis_gallery_vector_sync(g, &err);
+    free(v);
+}
+
+static const abis_id *snap_subject(void *ctx, uint32_t slot)
+{
+    static abis_id id;
+    (void)ctx;
+    memset(&id, 0, sizeof id);
+    memcpy(id.bytes, &slot, sizeof slot);
+    return &id;
+}
+
+static int64_t snap_slot(void *ctx, const abis_id *subject)
+{
+    (void)ctx;
+    uint32_t slot;
+    memcpy(&slot, subject->bytes, sizeof slot);
+    return slot;
+}
+
+/* Save the gallery to an encrypted snapshot and load it into a new one. */
+static void snapshot_times(abis_gallery *g, const dataset *ds, const opts *o)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/bench-gallery.snap", o->snapshot_dir);
+    abis_key key;
+    abis_key_random(&key);
+    abis_snapshot_io io = {.path = path,
+                           .key = &key,
+                           .head = {.segment_id = 1, .modality_id = 1, .audit_seq = 1},
+                           .subject_of = snap_subject,
+                           .slot_of = snap_slot};
+    abis_error err = {0};
+    double t0 = now_s();
+    abis_status st = g->ops->snapshot_save(g, &io, &err);
+    double saved = now_s() - t0;
+    if (st != ABIS_OK) {
+        printf("- snapshot: not written: %s\n", err.message);
+        return;
+    }
+    io.head.version = ABIS_SNAPSHOT_VERSION;
+    io.head.kind = ABIS_SNAPSHOT_KIND_VECTOR;
+    abis_gallery *h = openabis_create(ds->d, ABIS_PRESELECT_CODES);
+    t0 = now_s();
+    st = h->ops->snapshot_load(h, &io, &err);
+    double loaded = now_s() - t0;
+    FILE *f = fopen(path, "rb");
+    long size = 0;
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fclose(f);
+    }
+    printf("- snapshot (encrypted, %.0f MiB): written in %.1f s, loaded into a new gallery in "
+           "%.1f s%s\n",
+           size / 1048576.0, saved, loaded, st == ABIS_OK ? "" : " -- FAILED to load");
+    abis_gallery_destroy(h);
+    remove(path);
+}
+
 static void openabis_rows(abis_gallery *g, double build_s, const dataset *ds, const opts *o)
 {
     abis_vector_stats st;
@@ -884,6 +989,10 @@ int main(int argc, char **argv)
 {
     opts o;
     parse(argc, argv, &o);
+    if (abis_crypto_init(NULL) != ABIS_OK) {
+        fprintf(stderr, "libsodium does not start\n");
+        return 1;
+    }
     int anchors = strcmp(o.anchors, "none") != 0;
 
     /* the bandwidth anchor first, before the data takes the memory */
@@ -941,6 +1050,9 @@ int main(int argc, char **argv)
                ds.sift_l2_overlap);
     printf("- threads: t1 = 1, tN = %d; kernels: int8 %s, sign codes %s; host %s\n\n", o.threads,
            st.kernel, st.code_kernel, host);
+    inserts_visible(g, &ds);
+    if (o.snapshot_dir)
+        snapshot_times(g, &ds, &o);
     if (f.codes) {
         study(&ds, f.codes);
         free(f.codes);
