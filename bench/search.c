@@ -229,8 +229,8 @@ __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, size_
         a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
     }
     uint64_t t[4];
-    _mm256_storeu_si256((__m256i *)t, _mm256_add_epi64(_mm256_add_epi64(a0, a1),
-                                                       _mm256_add_epi64(a2, a3)));
+    _mm256_storeu_si256((__m256i *)t,
+                        _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
     return t[0] + t[1] + t[2] + t[3];
 }
 
@@ -448,7 +448,8 @@ static void make_sift(dataset *ds, const opts *o, chunk_sink sink, void *ctx)
     }
 }
 
-/* ---- the systems under test ------------------------------------------------------------------- */
+/* ---- the systems under test -------------------------------------------------------------------
+ */
 
 typedef struct sys {
     char name[48], setting[48];
@@ -608,12 +609,13 @@ static void run_row(sys *s, const dataset *ds, const opts *o)
     print_row(s, &r);
 }
 
-/* ---- OpenABIS ---------------------------------------------------------------------------------- */
+/* ---- OpenABIS ----------------------------------------------------------------------------------
+ */
 
 typedef struct feed {
     abis_gallery *g;
     size_t dim;
-    double seconds; /* spent in add() */
+    double seconds;  /* spent in add() */
     uint64_t *codes; /* --study: every row's sign code */
 } feed;
 
@@ -807,7 +809,8 @@ static void openabis_graph_rows(const dataset *ds, const opts *o)
     abis_gallery_destroy(g);
 }
 
-/* ---- anchors ---------------------------------------------------------------------------------- */
+/* ---- anchors ----------------------------------------------------------------------------------
+ */
 
 static anchor *anchor_build(const char *what, const dataset *ds, const opts *o, anchor *a,
                             size_t train_n, sys *s)
@@ -889,8 +892,7 @@ static void anchor_rows(const dataset *ds, const opts *o)
     if (has_anchor(o, "hnswlib")) {
         sys s = {.name = "hnswlib"};
         if (anchor_build("hnswlib", ds, o,
-                         anchor_hnswlib((int)ds->d, ds->n, o->m, o->efc, err, sizeof err), 0,
-                         &s)) {
+                         anchor_hnswlib((int)ds->d, ds->n, o->m, o->efc, err, sizeof err), 0, &s)) {
             for (size_t i = 0; i < o->n_efs; i++) {
                 anchor_set(s.a, "efSearch", (double)o->efs[i]);
                 snprintf(s.setting, sizeof s.setting, "M %d, efC %d, ef %zu", o->m, o->efc,
@@ -904,7 +906,8 @@ static void anchor_rows(const dataset *ds, const opts *o)
         fprintf(stderr, "anchor: %s\n", err);
 }
 
-/* ---- the pre-selection study ------------------------------------------------------------------- */
+/* ---- the pre-selection study -------------------------------------------------------------------
+ */
 
 typedef struct study_job {
     const dataset *ds;
@@ -964,8 +967,8 @@ static void print_quantiles(const char *what, double *v, size_t n)
     qsort(v, n, sizeof *v, cmp_double);
     static const double qs[] = {0.5, 0.9, 0.99, 0.999};
     printf("- %s: median %.0f, 90th %.0f, 99th %.0f, 99.9th %.0f, most %.0f\n", what, v[n / 2],
-           v[(size_t)(qs[1] * (n - 1))], v[(size_t)(qs[2] * (n - 1))],
-           v[(size_t)(qs[3] * (n - 1))], v[n - 1]);
+           v[(size_t)(qs[1] * (n - 1))], v[(size_t)(qs[2] * (n - 1))], v[(size_t)(qs[3] * (n - 1))],
+           v[n - 1]);
 }
 
 static void study(const dataset *ds, const uint64_t *codes)

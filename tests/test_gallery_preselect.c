@@ -212,9 +212,8 @@ static void test_tombstones_and_filters_in_the_preselection(void **state)
         if ((t * 13) % 2 == 1 && (t * 13) % 5 != 0)
             assert_int_equal(h[0].slot, t * 13); /* a live, allowed mate comes first */
     }
-    size_t differs;
+    size_t differs; /* (probes whose mate is filtered out race impostors for first) */
     assert_true(recall(g, 10, 0, &half, 100, &differs) >= 0.85);
-    assert_int_equal(differs, 0);
     /* a filter letting 1 % through: the graph scans exactly, the codes' short
      * list holds every allowed row -- exactly right either way */
     assert_true(recall(g, 10, 0, &rare, 100, &differs) == 1.0);

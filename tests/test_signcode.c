@@ -82,8 +82,8 @@ static void test_scores_match_reference_and_kernels_agree(void **state)
                 ks[k].scan(p, codes, count, got);
                 for (size_t r = 0; r < count; r++)
                     if (got[r] != want[r])
-                        fail_msg("%s d=%zu count=%zu row %zu: %d, want %d", ks[k].name, d, count,
-                                 r, got[r], want[r]);
+                        fail_msg("%s d=%zu count=%zu row %zu: %d, want %d", ks[k].name, d, count, r,
+                                 got[r], want[r]);
             }
         }
     }

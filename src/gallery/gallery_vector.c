@@ -39,9 +39,9 @@
 #include "match/signcode.h"
 #include "util/threadpool.h"
 
-#define BLOCK 256       /* rows per kernel call: 128 KiB of 512-d rows, in L2 */
-#define TASK_ROWS 8192  /* rows per parallel task: 4 MiB of 512-d rows, ~0.1 ms */
-#define MAX_BATCH 128   /* requests per pass: scores of a block fit in 128 KiB */
+#define BLOCK 256      /* rows per kernel call: 128 KiB of 512-d rows, in L2 */
+#define TASK_ROWS 8192 /* rows per parallel task: 4 MiB of 512-d rows, ~0.1 ms */
+#define MAX_BATCH 128  /* requests per pass: scores of a block fit in 128 KiB */
 #define MAX_DIM 65536
 /* Rows linked into the graph per exclusive-lock hold of the background
  * work: about 10-50 ms on two threads, the longest a search waits for it. */
@@ -56,8 +56,8 @@ typedef struct vgallery {
     abis_vector_config cfg;
     atomic_uint threads;
     pthread_rwlock_t lock;
-    abis_vstore st;     /* guarded by lock */
-    abis_hnsw *graph;   /* guarded by lock; NULL until index_min live rows */
+    abis_vstore st;   /* guarded by lock */
+    abis_hnsw *graph; /* guarded by lock; NULL until index_min live rows */
     /* the snapshot file last loaded or saved (lock), and whether the gallery
      * changed since */
     char *snap_path;
@@ -120,7 +120,7 @@ static abis_status index_some(vgallery *g)
     size_t left = g->st.n - abis_hnsw_indexed(g->graph);
     size_t count = left < INDEX_BATCH ? left : INDEX_BATCH;
     return abis_hnsw_extend(g->graph, count, atomic_load(&g->threads)) == 0 ? ABIS_OK
-                                                                           : ABIS_E_NOMEM;
+                                                                            : ABIS_E_NOMEM;
 }
 
 /* One step of background work under the exclusive lock; 1 if it did some
@@ -211,9 +211,10 @@ static abis_status check_len(const vgallery *g, const char *what, size_t len, ab
 {
     if (len == g->st.dim * sizeof(float))
         return ABIS_OK;
-    return abis_error_set(err, ABIS_E_INVALID,
-                          "gallery: %s has %zu bytes, this gallery expects %zu (%zu float32 values)",
-                          what, len, g->st.dim * sizeof(float), g->st.dim);
+    return abis_error_set(
+        err, ABIS_E_INVALID,
+        "gallery: %s has %zu bytes, this gallery expects %zu (%zu float32 values)", what, len,
+        g->st.dim * sizeof(float), g->st.dim);
 }
 
 static abis_status check_finite(const float *v, size_t n, const char *what, abis_error *err)
@@ -304,10 +305,10 @@ static size_t vg_count(const abis_gallery *base)
 
 /* A request prepared for the kernels. */
 typedef struct prep {
-    abis_i8_probe p;  /* quantised probe */
-    const float *pf;  /* the float probe (probe_f32) */
+    abis_i8_probe p; /* quantised probe */
+    const float *pf; /* the float probe (probe_f32) */
     const abis_bitset *allow;
-    size_t cap;       /* list capacity: min(k, live); 0 = no answer wanted */
+    size_t cap; /* list capacity: min(k, live); 0 = no answer wanted */
     void *buf;
 } prep;
 
@@ -320,12 +321,12 @@ typedef struct exact_job {
     int f32;
     size_t begin, end;
     /* per participant */
-    abis_top *tops; /* [part][req][capmax] */
-    size_t *ntop;   /* [part][req] */
+    abis_top *tops;  /* [part][req][capmax] */
+    size_t *ntop;    /* [part][req] */
     int32_t *iscore; /* [part][req][BLOCK] */
-    float *fscore;  /* [part][BLOCK] */
-    uint32_t *idx;  /* [part][BLOCK] */
-    uint32_t *sel;  /* [part][BLOCK]: rows whose score can enter a top list */
+    float *fscore;   /* [part][BLOCK] */
+    uint32_t *idx;   /* [part][BLOCK] */
+    uint32_t *sel;   /* [part][BLOCK]: rows whose score can enter a top list */
 } exact_job;
 
 /* The score a row must reach to enter a top list (-inf while not full). */
@@ -386,8 +387,8 @@ static void exact_block(const exact_job *j, unsigned part, size_t r, size_t len)
                     sc = g;
                 }
                 uint32_t *sel = j->sel + (size_t)part * BLOCK;
-                size_t ns = j->kern->above(is, sc, m, p->p.scale,
-                                           entry_bar(top, ntop[q], p->cap), sel);
+                size_t ns =
+                    j->kern->above(is, sc, m, p->p.scale, entry_bar(top, ntop[q], p->cap), sel);
                 for (size_t i = 0; i < ns; i++) {
                     size_t k = list ? list[sel[i]] : sel[i];
                     abis_top_offer(top, &ntop[q], p->cap,
@@ -441,8 +442,8 @@ static void exact_task(void *arg, size_t t, unsigned part)
 
 /* Exact top lists of rows [begin, end) for every request, merged into
  * merged[q] (capmax entries each, *nmerged[q] filled).  Lock held. */
-static abis_status exact_scan(const vgallery *g, const prep *rq, size_t nreq, size_t capmax, int f32,
-                              size_t begin, size_t end, abis_top *merged, size_t *nmerged,
+static abis_status exact_scan(const vgallery *g, const prep *rq, size_t nreq, size_t capmax,
+                              int f32, size_t begin, size_t end, abis_top *merged, size_t *nmerged,
                               abis_error *err)
 {
     size_t n_tasks = (end - begin + TASK_ROWS - 1) / TASK_ROWS;
@@ -514,8 +515,9 @@ static abis_status prepare(const vgallery *g, abis_search_req *reqs, size_t n, p
     size_t dim = g->st.dim;
     prep *rq = calloc(n ? n : 1, sizeof *rq);
     int8_t *q = malloc(dim);
-    abis_status st = rq && q ? ABIS_OK
-                             : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    abis_status st = rq && q
+                         ? ABIS_OK
+                         : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
     for (size_t i = 0; st == ABIS_OK && i < n; i++) {
         reqs[i].n_out = 0;
         st = check_len(g, "probe", reqs[i].len, err);
@@ -609,8 +611,7 @@ static void graph_task(void *arg, size_t q, unsigned part)
             abis_i8_best()->scan_f32(p->pf, g->st.dim, abis_vs_row(&g->st, r), 0, NULL, 1, &s);
             s *= abis_vs_scale(&g->st, r);
         }
-        abis_top_offer(j->tops + q * j->capmax, &j->ntop[q], p->cap, s, cand[i].slot,
-                       cand[i].row);
+        abis_top_offer(j->tops + q * j->capmax, &j->ntop[q], p->cap, s, cand[i].slot, cand[i].row);
     }
     free(cand);
 }
@@ -621,8 +622,8 @@ static void graph_task(void *arg, size_t q, unsigned part)
  * through, an effort covering the whole gallery) are scanned exactly.
  * merged/nmerged as for exact_scan. */
 static abis_status graph_scan(const vgallery *g, const prep *rq, size_t nreq, size_t capmax,
-                                  const abis_search_opts *opts, abis_top *merged, size_t *nmerged,
-                                  abis_error *err)
+                              const abis_search_opts *opts, abis_top *merged, size_t *nmerged,
+                              abis_error *err)
 {
     size_t indexed = abis_hnsw_indexed(g->graph), live = abis_vs_live(&g->st);
     size_t base = opts->effort ? opts->effort : g->cfg.ef_search;
@@ -633,8 +634,8 @@ static abis_status graph_scan(const vgallery *g, const prep *rq, size_t nreq, si
     j.tops = malloc(sizeof *j.tops * nreq * capmax);
     j.ntop = calloc(nreq, sizeof *j.ntop);
     j.fail = calloc(nreq, sizeof *j.fail);
-    abis_top *part = malloc(sizeof *part * nreq * capmax);   /* the tail's lists */
-    abis_top *all = malloc(sizeof *all * capmax * 2);         /* one request's two lists */
+    abis_top *part = malloc(sizeof *part * nreq * capmax); /* the tail's lists */
+    abis_top *all = malloc(sizeof *all * capmax * 2);      /* one request's two lists */
     size_t *npart = calloc(nreq, sizeof *npart);
     abis_status st = ef && exact && tail && j.tops && j.ntop && j.fail && part && all && npart
                          ? ABIS_OK
@@ -659,8 +660,7 @@ static abis_status graph_scan(const vgallery *g, const prep *rq, size_t nreq, si
     if (st == ABIS_OK && n_exact)
         st = exact_scan(g, exact, nreq, capmax, opts->probe_f32, 0, g->st.n, merged, nmerged, err);
     if (st == ABIS_OK && indexed < g->st.n)
-        st = exact_scan(g, tail, nreq, capmax, opts->probe_f32, indexed, g->st.n, part, npart,
-                        err);
+        st = exact_scan(g, tail, nreq, capmax, opts->probe_f32, indexed, g->st.n, part, npart, err);
     if (st == ABIS_OK && n_exact < nreq) {
         abis_threadpool *pool = abis_threadpool_shared();
         abis_threadpool_run(pool, nreq, atomic_load(&g->threads), graph_task, &j);
@@ -922,9 +922,9 @@ static abis_status search_locked(const vgallery *g, abis_search_req *reqs, prep 
         return ABIS_OK;
     abis_top *merged = malloc(sizeof *merged * n * capmax);
     size_t *nmerged = calloc(n, sizeof *nmerged);
-    abis_status st = merged && nmerged ? ABIS_OK
-                                       : abis_error_set(err, ABIS_E_NOMEM,
-                                                        "gallery: out of memory for a search");
+    abis_status st = merged && nmerged
+                         ? ABIS_OK
+                         : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
     int f32 = opts && opts->probe_f32;
     int pre = opts && opts->preselect;
     int graph = pre && g->cfg.preselect == ABIS_PRESELECT_GRAPH && g->graph &&
@@ -1040,8 +1040,7 @@ static abis_status save_body(vgallery *g, const abis_snapshot_io *io, snap_sink 
     return k->st;
 }
 
-static abis_status vg_snapshot_save(abis_gallery *base, const abis_snapshot_io *io,
-                                    abis_error *err)
+static abis_status vg_snapshot_save(abis_gallery *base, const abis_snapshot_io *io, abis_error *err)
 {
     vgallery *g = (vgallery *)base;
     pthread_rwlock_wrlock(&g->lock);
@@ -1165,14 +1164,13 @@ static abis_status load_body(vgallery *g, const abis_snapshot_io *io, snap_sourc
     if (s->st == ABIS_OK &&
         abis_hnsw_load(g->graph, indexed, entry, max_level, upper, n_upper, load_node, s) != 0 &&
         s->st == ABIS_OK)
-        s->st = abis_error_set(s->err, ABIS_E_CRYPTO,
-                               "gallery snapshot '%s' has a malformed index", io->path);
+        s->st = abis_error_set(s->err, ABIS_E_CRYPTO, "gallery snapshot '%s' has a malformed index",
+                               io->path);
     free(upper);
     return s->st;
 }
 
-static abis_status vg_snapshot_load(abis_gallery *base, const abis_snapshot_io *io,
-                                    abis_error *err)
+static abis_status vg_snapshot_load(abis_gallery *base, const abis_snapshot_io *io, abis_error *err)
 {
     vgallery *g = (vgallery *)base;
     pthread_rwlock_wrlock(&g->lock);
@@ -1181,8 +1179,8 @@ static abis_status vg_snapshot_load(abis_gallery *base, const abis_snapshot_io *
         st = abis_error_set(err, ABIS_E_INTERNAL, "gallery snapshot: the gallery is not empty");
     snap_source s = {NULL, err, ABIS_OK, 0};
     if (st == ABIS_OK && io->head.kind != ABIS_SNAPSHOT_KIND_VECTOR)
-        st = abis_error_set(err, ABIS_E_CRYPTO,
-                            "gallery snapshot '%s' is not of a vector gallery", io->path);
+        st = abis_error_set(err, ABIS_E_CRYPTO, "gallery snapshot '%s' is not of a vector gallery",
+                            io->path);
     if (st == ABIS_OK)
         st = abis_snapshot_open(io->path, io->key, &io->head, &s.r, err);
     if (st == ABIS_OK)
@@ -1239,8 +1237,8 @@ abis_status abis_gallery_vector_create_with(size_t dim, const abis_vector_config
 {
     *out = NULL;
     if (dim == 0 || dim > MAX_DIM)
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "gallery: dimension %zu is not between 1 and %d", dim, MAX_DIM);
+        return abis_error_set(err, ABIS_E_INVALID, "gallery: dimension %zu is not between 1 and %d",
+                              dim, MAX_DIM);
     vgallery *g = calloc(1, sizeof *g);
     if (!g)
         return abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory");

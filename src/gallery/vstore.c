@@ -32,7 +32,7 @@ static size_t chunk_data_bytes(const abis_vstore *s)
 static size_t chunk_bytes(const abis_vstore *s)
 {
     return chunk_data_bytes(s) + ABIS_VS_CHUNK * (s->words * sizeof(uint64_t) + sizeof(float) +
-                                                 sizeof(uint32_t) + sizeof(abis_id) + 1);
+                                                  sizeof(uint32_t) + sizeof(abis_id) + 1);
 }
 
 static void chunk_free(abis_vs_chunk *c)
@@ -181,7 +181,8 @@ size_t abis_vstore_remove_slot(abis_vstore *s, uint32_t slot)
     size_t n = 0;
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         abis_vs_chunk *c = &s->chunk[ci];
-        size_t base = ci * ABIS_VS_CHUNK, end = s->n - base < ABIS_VS_CHUNK ? s->n - base : ABIS_VS_CHUNK;
+        size_t base = ci * ABIS_VS_CHUNK,
+               end = s->n - base < ABIS_VS_CHUNK ? s->n - base : ABIS_VS_CHUNK;
         for (size_t o = 0; o < end; o++) {
             if (c->dead[o] || c->slot[o] != slot)
                 continue;
@@ -233,8 +234,7 @@ void abis_vstore_compact(abis_vstore *s, uint32_t *remap)
     }
 }
 
-void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping,
-                       size_t *codes)
+void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping, size_t *codes)
 {
     size_t rows = s->n_chunks * ABIS_VS_CHUNK;
     *codes = rows * s->words * sizeof(uint64_t);

@@ -78,8 +78,7 @@ size_t abis_vstore_remove_slot(abis_vstore *s, uint32_t slot);
 void abis_vstore_compact(abis_vstore *s, uint32_t *remap);
 /* Bytes held: the int8 rows with their scales (the part a scan reads), the
  * bookkeeping (slots, ids, tombstones, id map, chunk table), the sign codes. */
-void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping,
-                       size_t *codes);
+void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping, size_t *codes);
 
 static inline const abis_vs_chunk *abis_vs_chunk_of(const abis_vstore *s, size_t r)
 {

@@ -10,7 +10,7 @@ typedef struct abis_cpu {
     int scalar_only; /* ABIS_KERNEL=scalar: report no feature at all */
     int avx2;        /* AVX2 and FMA */
     int popcnt;
-    int avx512;      /* AVX-512 F, BW and VL */
+    int avx512; /* AVX-512 F, BW and VL */
     int avx512_vpopcntdq;
     int avx512_vnni;
     int avx_vnni;

@@ -84,8 +84,8 @@ static void choose_kernel(void)
         kernels[n_kernels++] =
             (abis_sign_kernel){"popcnt", abis_sign_scan_popcnt_fn(), abis_sign_above_scalar};
     if (c->avx512_vpopcntdq && abis_sign_scan_avx512_fn())
-        kernels[n_kernels++] = (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(),
-                                                  abis_sign_above_avx512_fn()};
+        kernels[n_kernels++] =
+            (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(), abis_sign_above_avx512_fn()};
 }
 
 const abis_sign_kernel *abis_sign_best(void)

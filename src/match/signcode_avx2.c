@@ -12,8 +12,7 @@ static int popcount_insn(uint64_t x)
     return __builtin_popcountll(x); /* POPCNT: this file is compiled with -mpopcnt */
 }
 
-static void scan_popcnt(const abis_sign_probe *p, const uint64_t *codes, size_t count,
-                        int32_t *out)
+static void scan_popcnt(const abis_sign_probe *p, const uint64_t *codes, size_t count, int32_t *out)
 {
     abis_sign_scan_with(p, codes, count, out, popcount_insn);
 }

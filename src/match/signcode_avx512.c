@@ -50,8 +50,7 @@ static void scan_two_words(const abis_sign_probe *p, const uint64_t *codes, size
     }
 }
 
-static void scan_avx512(const abis_sign_probe *p, const uint64_t *codes, size_t count,
-                        int32_t *out)
+static void scan_avx512(const abis_sign_probe *p, const uint64_t *codes, size_t count, int32_t *out)
 {
     const size_t w = p->words;
     if (w == 2) {
