@@ -39,7 +39,9 @@
  *
  * Columns: build time (all vectors added, index built), memory (the index's
  * own accounting for OpenABIS, resident-set growth for the others),
- * single-probe latency p50/p99 with T threads, queries per second one at a
+ * single-probe latency p50/p99 with T threads, the CPU time one query takes
+ * on one thread (the work, without waits for a CPU on a shared machine),
+ * queries per second one at a
  * time (b1) and 64 at a time (b64) on 1 and T threads, recall@1 of mated and
  * of non-mated probes and recall@10 of all, against exact float32, and the
  * rank-1 identification rate of mated probes (the mate returned first).
@@ -175,6 +177,15 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of this process, all threads: the work done, without the time
+ * spent waiting for a CPU on a shared machine. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -490,15 +501,16 @@ static int sys_search(sys *s, size_t nq, const float *q, int threads, int64_t *l
 
 /* One row of the table. */
 typedef struct result {
-    double p50, p99, qps_b1_t1, qps_b1_tn, qps_b64_t1, qps_b64_tn;
+    double p50, p99, cpu1, qps_b1_t1, qps_b1_tn, qps_b64_t1, qps_b64_tn;
     double r1_mated, r1_nonmated, r10, rank1;
 } result;
 
-/* Mean and percentiles of one-by-one latencies (ms). */
+/* Mean and percentiles of one-by-one latencies (ms), and the CPU time per
+ * query (ms, all threads). */
 static double timed_singles(sys *s, const dataset *ds, size_t count, int threads, double *p50,
-                            double *p99)
+                            double *p99, double *cpu_ms)
 {
-    double *t = malloc(sizeof(double) * count), total = 0;
+    double *t = malloc(sizeof(double) * count), total = 0, c0 = cpu_s();
     int64_t lab[K];
     for (size_t i = 0; i < count; i++) {
         /* alternate mated and non-mated probes */
@@ -508,6 +520,8 @@ static double timed_singles(sys *s, const dataset *ds, size_t count, int threads
         t[i] = (now_s() - t0) * 1e3;
         total += t[i];
     }
+    if (cpu_ms)
+        *cpu_ms = (cpu_s() - c0) * 1e3 / count;
     qsort(t, count, sizeof *t, cmp_double);
     if (p50)
         *p50 = t[count / 2];
@@ -534,9 +548,9 @@ static void measure(sys *s, const dataset *ds, const opts *o, result *r)
     if (lat < 2)
         lat = 2;
     int64_t *lab = malloc(sizeof(int64_t) * ds->nq * K);
-    timed_singles(s, ds, 5, o->threads, NULL, NULL); /* warm caches */
-    double m1 = timed_singles(s, ds, lat, 1, NULL, NULL);
-    double mn = timed_singles(s, ds, lat, o->threads, &r->p50, &r->p99);
+    timed_singles(s, ds, 5, o->threads, NULL, NULL, NULL); /* warm caches */
+    double m1 = timed_singles(s, ds, lat, 1, NULL, NULL, &r->cpu1);
+    double mn = timed_singles(s, ds, lat, o->threads, &r->p50, &r->p99, NULL);
     r->qps_b1_t1 = 1e3 / m1;
     r->qps_b1_tn = 1e3 / mn;
     size_t sub = ds->nq < 640 ? ds->nq : 640;
@@ -573,11 +587,11 @@ static void measure(sys *s, const dataset *ds, const opts *o, result *r)
 
 static void print_header(void)
 {
-    printf("| system | setting | build s | memory MiB | p50 ms | p99 ms | q/s b1 t1 | q/s b1 tN "
-           "| q/s b64 t1 | q/s b64 tN | recall@1 mated | recall@1 non-mated | recall@10 | "
-           "rank-1 mated |\n");
+    printf("| system | setting | build s | memory MiB | p50 ms | p99 ms | CPU ms/q t1 | q/s b1 t1 "
+           "| q/s b1 tN | q/s b64 t1 | q/s b64 tN | recall@1 mated | recall@1 non-mated | "
+           "recall@10 | rank-1 mated |\n");
     printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-           "---: | ---: |\n");
+           "---: | ---: | ---: |\n");
 }
 
 static void fmt_ratio(char *buf, size_t cap, double v)
@@ -595,10 +609,10 @@ static void print_row(const sys *s, const result *r)
     fmt_ratio(b, sizeof b, r->r1_nonmated);
     fmt_ratio(c, sizeof c, r->r10);
     fmt_ratio(d, sizeof d, r->rank1);
-    printf("| %s | %s | %.1f | %.0f | %.3f | %.3f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s "
-           "|\n",
-           s->name, s->setting, s->build_s, s->memory / 1048576.0, r->p50, r->p99, r->qps_b1_t1,
-           r->qps_b1_tn, r->qps_b64_t1, r->qps_b64_tn, a, b, c, d);
+    printf("| %s | %s | %.1f | %.0f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.0f | %s | %s | "
+           "%s | %s |\n",
+           s->name, s->setting, s->build_s, s->memory / 1048576.0, r->p50, r->p99, r->cpu1,
+           r->qps_b1_t1, r->qps_b1_tn, r->qps_b64_t1, r->qps_b64_tn, a, b, c, d);
     fflush(stdout);
 }
 
