@@ -1,8 +1,8 @@
 // anchors.cpp: FAISS and hnswlib behind bench/anchors.h (see there).
 #include "anchors.h"
 
-#include <cstdio>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -71,7 +71,7 @@ extern "C" anchor *anchor_hnswlib(int dim, size_t max_n, int m, int ef_construct
         auto a = std::make_unique<anchor>();
         a->space = std::make_unique<hnswlib::InnerProductSpace>(dim);
         a->hnsw = std::make_unique<hnswlib::HierarchicalNSW<float>>(a->space.get(), max_n, m,
-                                                                   ef_construction);
+                                                                    ef_construction);
         return a.release();
     } catch (const std::exception &e) {
         set_err(err, errlen, e.what());

@@ -26,8 +26,7 @@ typedef struct anchor anchor;
  * NULL and a message in err on failure. */
 anchor *anchor_faiss(const char *factory, int dim, int ef_construction, char *err, size_t errlen);
 /* An hnswlib index (inner product) for up to max_n vectors. */
-anchor *anchor_hnswlib(int dim, size_t max_n, int m, int ef_construction, char *err,
-                       size_t errlen);
+anchor *anchor_hnswlib(int dim, size_t max_n, int m, int ef_construction, char *err, size_t errlen);
 void anchor_free(anchor *a);
 
 /* Train on n vectors (a no-op where the index needs none). */

@@ -21,6 +21,8 @@
  *                           (32 200: the issue's anchor); OpenABIS's graph
  *                           uses its defaults
  *     --threads T           threads for building and for "tN" columns (2)
+ *     --snapshot DIR        also time saving the OpenABIS gallery to an encrypted
+ *                           snapshot in DIR and loading it back
  *     --study               also count, for each mated probe, the impostors
  *                           scoring at or above its mate by sign codes
  *                           (asymmetric, as the gallery) and by the Hamming
@@ -37,7 +39,9 @@
  *
  * Columns: build time (all vectors added, index built), memory (the index's
  * own accounting for OpenABIS, resident-set growth for the others),
- * single-probe latency p50/p99 with T threads, queries per second one at a
+ * single-probe latency p50/p99 with T threads, the CPU time one query takes
+ * on one thread (the work, without waits for a CPU on a shared machine),
+ * queries per second one at a
  * time (b1) and 64 at a time (b64) on 1 and T threads, recall@1 of mated and
  * of non-mated probes and recall@10 of all, against exact float32, and the
  * rank-1 identification rate of mated probes (the mate returned first).
@@ -55,6 +59,7 @@
 #include <unistd.h>
 
 #include "anchors.h"
+#include "crypto/crypto.h"
 #include "gallery/gallery_vector.h"
 #include "match/int8.h"
 #include "match/signcode.h"
@@ -73,6 +78,7 @@ typedef struct opts {
     size_t n, dim, probes, latency;
     char anchors[128];
     int graph, study;
+    const char *snapshot_dir;
     size_t shortlists[8], n_shortlists, efs[8], n_efs, nprobes[8], n_nprobes;
     int m, efc, threads;
 } opts;
@@ -103,7 +109,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench_search [--data synth|sift] [--sift DIR] [--n N] [--dim D] "
                     "[--probes P] [--latency L] [--anchors flat,sq8,ivf,hnsw,hnswlib|none] "
                     "[--graph] [--shortlists LIST] [--efs LIST] [--nprobes LIST] [--m M] "
-                    "[--efc E] [--threads T] [--study]\n");
+                    "[--efc E] [--threads T] [--study] [--snapshot DIR]\n");
     exit(2);
 }
 
@@ -156,6 +162,8 @@ static void parse(int argc, char **argv, opts *o)
             o->efc = atoi(v);
         else if (!strcmp(a, "--threads"))
             o->threads = atoi(v);
+        else if (!strcmp(a, "--snapshot"))
+            o->snapshot_dir = v;
         else
             usage();
     }
@@ -169,6 +177,15 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of this process, all threads: the work done, without the time
+ * spent waiting for a CPU on a shared machine. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -223,8 +240,8 @@ __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, size_
         a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
     }
     uint64_t t[4];
-    _mm256_storeu_si256((__m256i *)t, _mm256_add_epi64(_mm256_add_epi64(a0, a1),
-                                                       _mm256_add_epi64(a2, a3)));
+    _mm256_storeu_si256((__m256i *)t,
+                        _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
     return t[0] + t[1] + t[2] + t[3];
 }
 
@@ -442,7 +459,8 @@ static void make_sift(dataset *ds, const opts *o, chunk_sink sink, void *ctx)
     }
 }
 
-/* ---- the systems under test ------------------------------------------------------------------- */
+/* ---- the systems under test -------------------------------------------------------------------
+ */
 
 typedef struct sys {
     char name[48], setting[48];
@@ -483,15 +501,16 @@ static int sys_search(sys *s, size_t nq, const float *q, int threads, int64_t *l
 
 /* One row of the table. */
 typedef struct result {
-    double p50, p99, qps_b1_t1, qps_b1_tn, qps_b64_t1, qps_b64_tn;
+    double p50, p99, cpu1, qps_b1_t1, qps_b1_tn, qps_b64_t1, qps_b64_tn;
     double r1_mated, r1_nonmated, r10, rank1;
 } result;
 
-/* Mean and percentiles of one-by-one latencies (ms). */
+/* Mean and percentiles of one-by-one latencies (ms), and the CPU time per
+ * query (ms, all threads). */
 static double timed_singles(sys *s, const dataset *ds, size_t count, int threads, double *p50,
-                            double *p99)
+                            double *p99, double *cpu_ms)
 {
-    double *t = malloc(sizeof(double) * count), total = 0;
+    double *t = malloc(sizeof(double) * count), total = 0, c0 = cpu_s();
     int64_t lab[K];
     for (size_t i = 0; i < count; i++) {
         /* alternate mated and non-mated probes */
@@ -501,6 +520,8 @@ static double timed_singles(sys *s, const dataset *ds, size_t count, int threads
         t[i] = (now_s() - t0) * 1e3;
         total += t[i];
     }
+    if (cpu_ms)
+        *cpu_ms = (cpu_s() - c0) * 1e3 / count;
     qsort(t, count, sizeof *t, cmp_double);
     if (p50)
         *p50 = t[count / 2];
@@ -527,9 +548,9 @@ static void measure(sys *s, const dataset *ds, const opts *o, result *r)
     if (lat < 2)
         lat = 2;
     int64_t *lab = malloc(sizeof(int64_t) * ds->nq * K);
-    timed_singles(s, ds, 5, o->threads, NULL, NULL); /* warm caches */
-    double m1 = timed_singles(s, ds, lat, 1, NULL, NULL);
-    double mn = timed_singles(s, ds, lat, o->threads, &r->p50, &r->p99);
+    timed_singles(s, ds, 5, o->threads, NULL, NULL, NULL); /* warm caches */
+    double m1 = timed_singles(s, ds, lat, 1, NULL, NULL, &r->cpu1);
+    double mn = timed_singles(s, ds, lat, o->threads, &r->p50, &r->p99, NULL);
     r->qps_b1_t1 = 1e3 / m1;
     r->qps_b1_tn = 1e3 / mn;
     size_t sub = ds->nq < 640 ? ds->nq : 640;
@@ -566,11 +587,11 @@ static void measure(sys *s, const dataset *ds, const opts *o, result *r)
 
 static void print_header(void)
 {
-    printf("| system | setting | build s | memory MiB | p50 ms | p99 ms | q/s b1 t1 | q/s b1 tN "
-           "| q/s b64 t1 | q/s b64 tN | recall@1 mated | recall@1 non-mated | recall@10 | "
-           "rank-1 mated |\n");
+    printf("| system | setting | build s | memory MiB | p50 ms | p99 ms | CPU ms/q t1 | q/s b1 t1 "
+           "| q/s b1 tN | q/s b64 t1 | q/s b64 tN | recall@1 mated | recall@1 non-mated | "
+           "recall@10 | rank-1 mated |\n");
     printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-           "---: | ---: |\n");
+           "---: | ---: | ---: |\n");
 }
 
 static void fmt_ratio(char *buf, size_t cap, double v)
@@ -588,10 +609,10 @@ static void print_row(const sys *s, const result *r)
     fmt_ratio(b, sizeof b, r->r1_nonmated);
     fmt_ratio(c, sizeof c, r->r10);
     fmt_ratio(d, sizeof d, r->rank1);
-    printf("| %s | %s | %.1f | %.0f | %.3f | %.3f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s "
-           "|\n",
-           s->name, s->setting, s->build_s, s->memory / 1048576.0, r->p50, r->p99, r->qps_b1_t1,
-           r->qps_b1_tn, r->qps_b64_t1, r->qps_b64_tn, a, b, c, d);
+    printf("| %s | %s | %.1f | %.0f | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.0f | %s | %s | "
+           "%s | %s |\n",
+           s->name, s->setting, s->build_s, s->memory / 1048576.0, r->p50, r->p99, r->cpu1,
+           r->qps_b1_t1, r->qps_b1_tn, r->qps_b64_t1, r->qps_b64_tn, a, b, c, d);
     fflush(stdout);
 }
 
@@ -602,12 +623,13 @@ static void run_row(sys *s, const dataset *ds, const opts *o)
     print_row(s, &r);
 }
 
-/* ---- OpenABIS ---------------------------------------------------------------------------------- */
+/* ---- OpenABIS ----------------------------------------------------------------------------------
+ */
 
 typedef struct feed {
     abis_gallery *g;
     size_t dim;
-    double seconds; /* spent in add() */
+    double seconds;  /* spent in add() */
     uint64_t *codes; /* --study: every row's sign code */
 } feed;
 
@@ -659,6 +681,105 @@ static size_t openabis_memory(abis_gallery *g, abis_vector_stats *st)
     return st->vector_bytes + st->bookkeeping_bytes + st->code_bytes + st->graph_bytes;
 }
 
+/* Templates added to the built gallery one at a time, each searched for
+ * (pre-selected, default shortlist) right after add() returns: the add's
+ * latency, and whether the very next search finds it first. */
+static void inserts_visible(abis_gallery *g, const dataset *ds)
+{
+    enum { N = 200 };
+    double t[N];
+    size_t found = 0;
+    float *v = malloc(sizeof(float) * ds->d);
+    abis_search_opts so = {.preselect = 1};
+    for (size_t i = 0; i < N; i++) {
+        size_t row = ds->n + 1000000 + i; /* identities never used elsewhere */
+        identity_sample(row, 0, v, ds->d);
+        abis_id id = {{0}};
+        memcpy(id.bytes, &row, sizeof row);
+        abis_error err = {0};
+        double t0 = now_s();
+        if (g->ops->add(g, &id, (uint32_t)row, v, ds->d * sizeof(float), &err) != ABIS_OK)
+            fprintf(stderr, "add: %s\n", err.message);
+        t[i] = (now_s() - t0) * 1e3;
+        abis_hit h;
+        size_t n = 0;
+        if (abis_gallery_search(g, v, ds->d * sizeof(float), 1, NULL, &so, &h, &n, &err) ==
+                ABIS_OK &&
+            n == 1 && h.slot == (uint32_t)row)
+            found++;
+    }
+    qsort(t, N, sizeof *t, cmp_double);
+    printf("- inserts: %d templates added one at a time to the built gallery: add() p50 %.3f ms, "
+           "p99 %.3f ms; found first by the very next pre-selected search: %zu of %d\n",
+           N, t[N / 2], t[(size_t)(0.99 * (N - 1))], found, N);
+    for (size_t i = 0; i < N; i++) { /* leave the gallery as it was */
+        size_t row = ds->n + 1000000 + i;
+        abis_id id = {{0}};
+        memcpy(id.bytes, &row, sizeof row);
+        g->ops->remove(g, &id);
+    }
+    abis_error err = {0};
+    abis_gallery_vector_sync(g, &err);
+    free(v);
+}
+
+static const abis_id *snap_subject(void *ctx, uint32_t slot)
+{
+    static abis_id id;
+    (void)ctx;
+    memset(&id, 0, sizeof id);
+    memcpy(id.bytes, &slot, sizeof slot);
+    return &id;
+}
+
+static int64_t snap_slot(void *ctx, const abis_id *subject)
+{
+    (void)ctx;
+    uint32_t slot;
+    memcpy(&slot, subject->bytes, sizeof slot);
+    return slot;
+}
+
+/* Save the gallery to an encrypted snapshot and load it into a new one. */
+static void snapshot_times(abis_gallery *g, const dataset *ds, const opts *o)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/bench-gallery.snap", o->snapshot_dir);
+    abis_key key;
+    abis_key_random(&key);
+    abis_snapshot_io io = {.path = path,
+                           .key = &key,
+                           .head = {.segment_id = 1, .modality_id = 1, .audit_seq = 1},
+                           .subject_of = snap_subject,
+                           .slot_of = snap_slot};
+    abis_error err = {0};
+    double t0 = now_s();
+    abis_status st = g->ops->snapshot_save(g, &io, &err);
+    double saved = now_s() - t0;
+    if (st != ABIS_OK) {
+        printf("- snapshot: not written: %s\n", err.message);
+        return;
+    }
+    io.head.version = ABIS_SNAPSHOT_VERSION;
+    io.head.kind = ABIS_SNAPSHOT_KIND_VECTOR;
+    abis_gallery *h = openabis_create(ds->d, ABIS_PRESELECT_CODES);
+    t0 = now_s();
+    st = h->ops->snapshot_load(h, &io, &err);
+    double loaded = now_s() - t0;
+    FILE *f = fopen(path, "rb");
+    long size = 0;
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fclose(f);
+    }
+    printf("- snapshot (encrypted, %.0f MiB): written in %.1f s, loaded into a new gallery in "
+           "%.1f s%s\n",
+           size / 1048576.0, saved, loaded, st == ABIS_OK ? "" : " -- FAILED to load");
+    abis_gallery_destroy(h);
+    remove(path);
+}
+
 static void openabis_rows(abis_gallery *g, double build_s, const dataset *ds, const opts *o)
 {
     abis_vector_stats st;
@@ -702,7 +823,8 @@ static void openabis_graph_rows(const dataset *ds, const opts *o)
     abis_gallery_destroy(g);
 }
 
-/* ---- anchors ---------------------------------------------------------------------------------- */
+/* ---- anchors ----------------------------------------------------------------------------------
+ */
 
 static anchor *anchor_build(const char *what, const dataset *ds, const opts *o, anchor *a,
                             size_t train_n, sys *s)
@@ -784,8 +906,7 @@ static void anchor_rows(const dataset *ds, const opts *o)
     if (has_anchor(o, "hnswlib")) {
         sys s = {.name = "hnswlib"};
         if (anchor_build("hnswlib", ds, o,
-                         anchor_hnswlib((int)ds->d, ds->n, o->m, o->efc, err, sizeof err), 0,
-                         &s)) {
+                         anchor_hnswlib((int)ds->d, ds->n, o->m, o->efc, err, sizeof err), 0, &s)) {
             for (size_t i = 0; i < o->n_efs; i++) {
                 anchor_set(s.a, "efSearch", (double)o->efs[i]);
                 snprintf(s.setting, sizeof s.setting, "M %d, efC %d, ef %zu", o->m, o->efc,
@@ -799,7 +920,8 @@ static void anchor_rows(const dataset *ds, const opts *o)
         fprintf(stderr, "anchor: %s\n", err);
 }
 
-/* ---- the pre-selection study ------------------------------------------------------------------- */
+/* ---- the pre-selection study -------------------------------------------------------------------
+ */
 
 typedef struct study_job {
     const dataset *ds;
@@ -859,8 +981,8 @@ static void print_quantiles(const char *what, double *v, size_t n)
     qsort(v, n, sizeof *v, cmp_double);
     static const double qs[] = {0.5, 0.9, 0.99, 0.999};
     printf("- %s: median %.0f, 90th %.0f, 99th %.0f, 99.9th %.0f, most %.0f\n", what, v[n / 2],
-           v[(size_t)(qs[1] * (n - 1))], v[(size_t)(qs[2] * (n - 1))],
-           v[(size_t)(qs[3] * (n - 1))], v[n - 1]);
+           v[(size_t)(qs[1] * (n - 1))], v[(size_t)(qs[2] * (n - 1))], v[(size_t)(qs[3] * (n - 1))],
+           v[n - 1]);
 }
 
 static void study(const dataset *ds, const uint64_t *codes)
@@ -884,6 +1006,10 @@ int main(int argc, char **argv)
 {
     opts o;
     parse(argc, argv, &o);
+    if (abis_crypto_init(NULL) != ABIS_OK) {
+        fprintf(stderr, "libsodium does not start\n");
+        return 1;
+    }
     int anchors = strcmp(o.anchors, "none") != 0;
 
     /* the bandwidth anchor first, before the data takes the memory */
@@ -941,6 +1067,9 @@ int main(int argc, char **argv)
                ds.sift_l2_overlap);
     printf("- threads: t1 = 1, tN = %d; kernels: int8 %s, sign codes %s; host %s\n\n", o.threads,
            st.kernel, st.code_kernel, host);
+    inserts_visible(g, &ds);
+    if (o.snapshot_dir)
+        snapshot_times(g, &ds, &o);
     if (f.codes) {
         study(&ds, f.codes);
         free(f.codes);

@@ -48,8 +48,11 @@ static abis_id enroll(fx *f, uint64_t person)
     float v[DIM];
     abis_template_input t = face(v, person, 0);
     const char *consents[] = {purpose};
-    abis_enroll_request req = {
-        .segment = "city", .templates = &t, .n_templates = 1, .consents = consents, .n_consents = 1};
+    abis_enroll_request req = {.segment = "city",
+                               .templates = &t,
+                               .n_templates = 1,
+                               .consents = consents,
+                               .n_consents = 1};
     abis_enroll_result res;
     assert_status(abis_subject_enroll(f->e, NULL, &req, &res, &f->err), ABIS_OK, &f->err);
     return res.subject_id;

@@ -68,13 +68,13 @@ static int setup(void **state)
     for (uint64_t s = 0; s <= N; s++)
         f->subj.ids[s] = make_id(s, 0xA5);
     f->subj.forget = -1;
-    f->io = (abis_snapshot_io){.path = f->path,
-                               .key = &f->key,
-                               .head = {ABIS_SNAPSHOT_VERSION, ABIS_SNAPSHOT_KIND_VECTOR, 7, 3, 42,
-                                        {1, 2, 3}},
-                               .subject_of = subject_of,
-                               .slot_of = slot_of,
-                               .ctx = &f->subj};
+    f->io = (abis_snapshot_io){
+        .path = f->path,
+        .key = &f->key,
+        .head = {ABIS_SNAPSHOT_VERSION, ABIS_SNAPSHOT_KIND_VECTOR, 7, 3, 42, {1, 2, 3}},
+        .subject_of = subject_of,
+        .slot_of = slot_of,
+        .ctx = &f->subj};
     *state = f;
     return 0;
 }

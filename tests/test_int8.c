@@ -26,11 +26,21 @@ static void fill(int8_t *q, size_t n, int mode)
 {
     for (size_t i = 0; i < n; i++) {
         switch (mode) {
-        case 0: q[i] = (int8_t)((int)(rnd() % 255) - 127); break;
-        case 1: q[i] = 127; break;
-        case 2: q[i] = -127; break;
-        case 3: q[i] = (i & 1) ? 127 : -127; break;
-        default: q[i] = 0; break;
+        case 0:
+            q[i] = (int8_t)((int)(rnd() % 255) - 127);
+            break;
+        case 1:
+            q[i] = 127;
+            break;
+        case 2:
+            q[i] = -127;
+            break;
+        case 3:
+            q[i] = (i & 1) ? 127 : -127;
+            break;
+        default:
+            q[i] = 0;
+            break;
         }
     }
 }
@@ -113,8 +123,8 @@ static void test_kernels_dot_and_scan_agree_every_dimension(void **state)
     assert_non_null(mem);
     assert_non_null(q);
     for (size_t n = 0; n <= MAXN; n++) {
-        size_t stride = n + 5;     /* rows not a multiple of anything */
-        int8_t *rows = mem + 1;    /* odd address */
+        size_t stride = n + 5;  /* rows not a multiple of anything */
+        int8_t *rows = mem + 1; /* odd address */
         int mode = (int)(n % 5);
         fill(q, n, mode == 4 ? 0 : mode);
         fill(rows, stride * ROWS, n % 7 == 0 ? 1 + (int)(n % 3) : 0);
@@ -240,8 +250,8 @@ static void test_kernels_select_the_same_rows(void **state)
         if (n > 3)
             dot[3] = dot[2], scale[3] = scale[2]; /* a tie at the threshold */
         float ps = 0.0123f;
-        float thrs[] = {-INFINITY, -1.0f, 0.0f, n > 2 ? abis_i8_score(dot[2], ps, scale[2]) : 0,
-                        1.0f, INFINITY};
+        float thrs[] = {-INFINITY, -1.0f,   0.0f, n > 2 ? abis_i8_score(dot[2], ps, scale[2]) : 0,
+                        1.0f,      INFINITY};
         for (size_t t = 0; t < sizeof thrs / sizeof *thrs; t++) {
             size_t nw = abis_i8_above_scalar(dot, scale, n, ps, thrs[t], want);
             for (size_t i = 0, j = 0; i < n; i++)

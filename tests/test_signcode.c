@@ -54,13 +54,16 @@ static void test_scores_match_reference_and_kernels_agree(void **state)
     size_t nk;
     const abis_sign_kernel *ks = abis_sign_available(&nk);
     print_message("sign-code kernels here: %zu, best %s\n", nk, abis_sign_best()->name);
-    enum { MAXD = 300, ROWS = 23 };
+    enum { MAXD = 700, ROWS = 23 };
     int8_t *q = malloc(MAXD), *rows = malloc(MAXD * ROWS);
     uint64_t *codes = malloc(sizeof(uint64_t) * abis_sign_words(MAXD) * ROWS);
     int32_t want[ROWS], got[ROWS];
     abis_sign_probe *p = malloc(sizeof *p);
     uint64_t *pbuf = malloc(sizeof *pbuf * abis_sign_probe_words(MAXD));
-    for (size_t d = 1; d <= MAXD; d++) {
+    /* every dimension to 300, then codes of 7, 8, 9, 10 and 11 words */
+    static const size_t more[] = {448, 512, 513, 640, 700};
+    for (size_t di = 0; di < 300 + sizeof more / sizeof *more; di++) {
+        size_t d = di < 300 ? di + 1 : more[di - 300];
         size_t w = abis_sign_words(d);
         for (size_t i = 0; i < d; i++)
             q[i] = d % 9 == 0 ? 127 : rnd8();
@@ -82,8 +85,8 @@ static void test_scores_match_reference_and_kernels_agree(void **state)
                 ks[k].scan(p, codes, count, got);
                 for (size_t r = 0; r < count; r++)
                     if (got[r] != want[r])
-                        fail_msg("%s d=%zu count=%zu row %zu: %d, want %d", ks[k].name, d, count,
-                                 r, got[r], want[r]);
+                        fail_msg("%s d=%zu count=%zu row %zu: %d, want %d", ks[k].name, d, count, r,
+                                 got[r], want[r]);
             }
         }
     }

@@ -48,11 +48,13 @@
 #define ABIS_DEFAULT_DEDUP_FMR 1e-6
 
 /* Identification for a consent-based purpose pre-selects candidates (the
- * vector gallery's graph walk, docs/search.md) in galleries of at least this
- * many templates; smaller galleries, statutory purposes (a border or police
- * search must not miss a mate an exhaustive scan finds) and deduplication
- * at enrolment are searched exactly.  100,000 512-d templates take about
- * 1.5 ms to scan exactly on two cores (docs/BENCHMARKS.md). */
+ * vector gallery's sign-code shortlist, docs/search.md) in galleries of at
+ * least this many templates; smaller galleries, statutory purposes (a border
+ * or police search must not miss a mate an exhaustive scan finds) and
+ * deduplication at enrolment are searched exactly.  100,000 512-d int8
+ * templates are 52 MB: about 1 ms to scan at the two-core memory bandwidth
+ * measured in docs/BENCHMARKS.md, so below this size pre-selection saves
+ * little. */
 #define ABIS_PRESELECT_MIN 100000
 
 typedef struct modality_entry {

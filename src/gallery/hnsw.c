@@ -13,11 +13,10 @@
  * 4): greedy descent to the node's level, then on each of its layers a beam
  * search with ef_construction, the heuristic choice of m (2m on layer 0)
  * diverse neighbours, and the reverse links; a full list takes the new node
- * in place of its worst link when the new node is closer (add_link).  Rows are inserted in parallel: each node's link lists
- * are read and written under one of NLOCKS striped mutexes (never two held at
- * once), the entry point under `glock`.  Levels and upper-layer storage of a
- * batch are set up before its parallel phase, so nothing is reallocated
- * while threads work.
+ * in place of its worst link when the new node is closer (add_link).  Rows are inserted in
+ * parallel: each node's link lists are read and written under one of NLOCKS striped mutexes (never
+ * two held at once), the entry point under `glock`.  Levels and upper-layer storage of a batch are
+ * set up before its parallel phase, so nothing is reallocated while threads work.
  *
  * Visited marks: each walk uses a 16-bit epoch per node (a mark is "epoch ==
  * current"), from a pool of such arrays, so that a walk never clears memory
@@ -407,8 +406,8 @@ static size_t drain(abis_top *res, size_t nr, abis_top *out)
     return n;
 }
 
-long abis_hnsw_search(const abis_hnsw *hc, const abis_i8_probe *p, size_t ef, abis_hnsw_keep_fn keep,
-                      const void *ctx, abis_top *out)
+long abis_hnsw_search(const abis_hnsw *hc, const abis_i8_probe *p, size_t ef,
+                      abis_hnsw_keep_fn keep, const void *ctx, abis_top *out)
 {
     abis_hnsw *h = (abis_hnsw *)hc; /* the scratch pool is the only shared state touched */
     if (h->entry == NONE || ef == 0)

@@ -75,7 +75,7 @@ size_t abis_hnsw_bytes(const abis_hnsw *h);
 typedef struct abis_hnsw_view {
     unsigned m;
     size_t indexed;
-    uint32_t entry;    /* UINT32_MAX: empty */
+    uint32_t entry; /* UINT32_MAX: empty */
     int max_level;
     const uint32_t *upper; /* n_upper entries */
     size_t n_upper;

@@ -170,8 +170,8 @@ static abis_status flush(abis_snapshot_writer *w, unsigned char tag, abis_error 
 {
     unsigned long long clen;
     crypto_secretstream_xchacha20poly1305_push(&w->st, w->cbuf, &clen, w->buf, w->len,
-                                               w->first ? w->head : NULL,
-                                               w->first ? HEAD_BYTES : 0, tag);
+                                               w->first ? w->head : NULL, w->first ? HEAD_BYTES : 0,
+                                               tag);
     unsigned char lenb[4];
     put32(lenb, (uint32_t)clen);
     if (write_all(w->fd, lenb, 4) != 0 || write_all(w->fd, w->cbuf, (size_t)clen) != 0)
@@ -330,8 +330,9 @@ abis_status abis_snapshot_open(const char *path, const abis_key *key,
                          ? ABIS_OK
                          : abis_error_set(err, ABIS_E_NOMEM, "gallery snapshot: out of memory");
     if (st == ABIS_OK && (r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        st = errno == ENOENT ? abis_error_set(err, ABIS_E_NOT_FOUND, "no gallery snapshot '%s'", path)
-                             : io_error(err, "open", path);
+        st = errno == ENOENT
+                 ? abis_error_set(err, ABIS_E_NOT_FOUND, "no gallery snapshot '%s'", path)
+                 : io_error(err, "open", path);
     abis_snapshot_head h;
     if (st == ABIS_OK)
         st = read_head(r->fd, path, r->head, &h, err);
@@ -339,8 +340,9 @@ abis_status abis_snapshot_open(const char *path, const abis_key *key,
         unsigned char want[HEAD_BYTES];
         encode_head(expect, want);
         if (memcmp(want, r->head, HEAD_BYTES) != 0)
-            st = damaged(err, path, "is not the snapshot expected (another gallery or point in "
-                                    "the store's history)");
+            st = damaged(err, path,
+                         "is not the snapshot expected (another gallery or point in "
+                         "the store's history)");
     }
     unsigned char ssh[SS_HEADER];
     if (st == ABIS_OK && read_all(r->fd, ssh, sizeof ssh) != 1)

@@ -32,8 +32,8 @@ typedef struct abis_snapshot_head {
     uint32_t version;
     uint32_t kind; /* ABIS_SNAPSHOT_KIND_* */
     int64_t segment_id, modality_id;
-    int64_t audit_seq;              /* the store's last audit entry when written (0: none) */
-    unsigned char audit_hash[32];   /* its hash (zeros when none) */
+    int64_t audit_seq;            /* the store's last audit entry when written (0: none) */
+    unsigned char audit_hash[32]; /* its hash (zeros when none) */
 } abis_snapshot_head;
 
 typedef struct abis_snapshot_writer abis_snapshot_writer;

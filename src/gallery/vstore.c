@@ -32,7 +32,7 @@ static size_t chunk_data_bytes(const abis_vstore *s)
 static size_t chunk_bytes(const abis_vstore *s)
 {
     return chunk_data_bytes(s) + ABIS_VS_CHUNK * (s->words * sizeof(uint64_t) + sizeof(float) +
-                                                 sizeof(uint32_t) + sizeof(abis_id) + 1);
+                                                  sizeof(uint32_t) + sizeof(abis_id) + 1);
 }
 
 static void chunk_free(abis_vs_chunk *c)
@@ -47,6 +47,7 @@ void abis_vstore_free(abis_vstore *s)
         chunk_free(&s->chunk[i]);
     free(s->chunk);
     abis_rowmap_free(&s->map);
+    free(s->centre);
     size_t dim = s->dim;
     abis_vstore_init(s, dim);
 }
@@ -85,6 +86,46 @@ static int reserve(abis_vstore *s)
     return 0;
 }
 
+static void encode(const abis_vstore *s, const int8_t *q, float scale, uint64_t *code)
+{
+    if (s->centre)
+        abis_sign_encode_centred(q, scale, s->centre, s->dim, code);
+    else
+        abis_sign_encode(q, s->dim, code);
+}
+
+/* Take the codes about the mean of the live rows from now on (all codes
+ * recomputed).  Without memory for the centre the codes stay about zero:
+ * slower to pre-select on uncentred data, never wrong. */
+static void centre_codes(abis_vstore *s)
+{
+    double *sum = calloc(s->dim, sizeof *sum);
+    float *c = malloc(s->dim * sizeof *c);
+    size_t live = 0;
+    if (!sum || !c) {
+        free(sum);
+        free(c);
+        return;
+    }
+    for (size_t r = 0; r < s->n; r++) {
+        if (abis_vs_dead(s, r))
+            continue;
+        const int8_t *q = abis_vs_row(s, r);
+        float sc = abis_vs_scale(s, r);
+        for (size_t i = 0; i < s->dim; i++)
+            sum[i] += (double)q[i] * sc;
+        live++;
+    }
+    for (size_t i = 0; i < s->dim; i++)
+        c[i] = live ? (float)(sum[i] / live) : 0;
+    free(sum);
+    s->centre = c;
+    for (size_t r = 0; r < s->n; r++) {
+        abis_vs_chunk *ch = &s->chunk[r >> ABIS_VS_CHUNK_SHIFT];
+        encode(s, abis_vs_row(s, r), abis_vs_scale(s, r), ch->code + abis_vs_off(r) * s->words);
+    }
+}
+
 static void kill_row(abis_vstore *s, size_t r)
 {
     abis_vs_chunk *c = &s->chunk[r >> ABIS_VS_CHUNK_SHIFT];
@@ -103,7 +144,7 @@ int abis_vstore_add(abis_vstore *s, const abis_id *id, uint32_t slot, const int8
     int8_t *row = c->data + o * s->stride;
     memcpy(row, q, s->dim);
     memset(row + s->dim, 0, s->stride - s->dim);
-    abis_sign_encode(q, s->dim, c->code + o * s->words);
+    encode(s, q, scale, c->code + o * s->words);
     c->scale[o] = scale;
     c->slot[o] = slot;
     c->id[o] = *id;
@@ -120,6 +161,8 @@ int abis_vstore_add(abis_vstore *s, const abis_id *id, uint32_t slot, const int8
     s->n++;
     if (had)
         kill_row(s, old);
+    if (!s->centre && abis_vs_live(s) == ABIS_VS_CENTRE_ROWS)
+        centre_codes(s);
     return 0;
 }
 
@@ -138,7 +181,8 @@ size_t abis_vstore_remove_slot(abis_vstore *s, uint32_t slot)
     size_t n = 0;
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         abis_vs_chunk *c = &s->chunk[ci];
-        size_t base = ci * ABIS_VS_CHUNK, end = s->n - base < ABIS_VS_CHUNK ? s->n - base : ABIS_VS_CHUNK;
+        size_t base = ci * ABIS_VS_CHUNK,
+               end = s->n - base < ABIS_VS_CHUNK ? s->n - base : ABIS_VS_CHUNK;
         for (size_t o = 0; o < end; o++) {
             if (c->dead[o] || c->slot[o] != slot)
                 continue;
@@ -190,12 +234,11 @@ void abis_vstore_compact(abis_vstore *s, uint32_t *remap)
     }
 }
 
-void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping,
-                       size_t *codes)
+void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping, size_t *codes)
 {
     size_t rows = s->n_chunks * ABIS_VS_CHUNK;
     *codes = rows * s->words * sizeof(uint64_t);
     *vectors = s->n_chunks * chunk_data_bytes(s) + rows * sizeof(float);
     *bookkeeping = rows * (sizeof(uint32_t) + sizeof(abis_id) + 1) + abis_rowmap_bytes(&s->map) +
-                   s->cap_chunks * sizeof *s->chunk;
+                   s->cap_chunks * sizeof *s->chunk + (s->centre ? s->dim * sizeof(float) : 0);
 }

@@ -20,6 +20,11 @@
  *
  * Memory per template: stride + 25 bytes + the rowmap's 5.3-10.7 bytes,
  * plus the sign code's dim / 8 bytes (the pre-selection).
+ *
+ * Sign codes are taken about the mean of the first ABIS_VS_CENTRE_ROWS rows
+ * (zero before that many were added, when every code is recomputed), so that
+ * data not centred on zero still has informative codes; embeddings have a
+ * mean near zero either way.
  * Not thread-safe: the gallery's lock guards it.
  */
 #ifndef ABIS_GALLERY_VSTORE_H
@@ -34,6 +39,7 @@
 #define ABIS_VS_CHUNK_SHIFT 14
 #define ABIS_VS_CHUNK ((size_t)1 << ABIS_VS_CHUNK_SHIFT) /* 16,384 rows */
 #define ABIS_VS_MAX_ROWS ((size_t)UINT32_MAX - 1)
+#define ABIS_VS_CENTRE_ROWS 1024
 
 typedef struct abis_vs_chunk {
     int8_t *data;
@@ -51,6 +57,7 @@ typedef struct abis_vstore {
     size_t n_chunks, cap_chunks;
     size_t n, n_dead; /* rows, tombstoned rows */
     abis_rowmap map;  /* live template id -> row */
+    float *centre;    /* dim values the sign codes are taken about; NULL: zero */
 } abis_vstore;
 
 void abis_vstore_init(abis_vstore *s, size_t dim);
@@ -71,8 +78,7 @@ size_t abis_vstore_remove_slot(abis_vstore *s, uint32_t slot);
 void abis_vstore_compact(abis_vstore *s, uint32_t *remap);
 /* Bytes held: the int8 rows with their scales (the part a scan reads), the
  * bookkeeping (slots, ids, tombstones, id map, chunk table), the sign codes. */
-void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping,
-                       size_t *codes);
+void abis_vstore_bytes(const abis_vstore *s, size_t *vectors, size_t *bookkeeping, size_t *codes);
 
 static inline const abis_vs_chunk *abis_vs_chunk_of(const abis_vstore *s, size_t r)
 {

@@ -2,7 +2,8 @@
  * int8.c: quantisation, prepared probes, the scalar int8 kernels and the
  * run-time choice of the best kernel for this CPU (see int8.h).
  *
- * The choice is made once, under pthread_once, from __builtin_cpu_supports:
+ * The choice is made once, under pthread_once, from the CPU's features
+ * (match/cpu.h):
  *   avx512vnni  needs avx512f, avx512bw, avx512vl and avx512vnni
  *   avxvnni     needs avx2, fma and avxvnni
  *   avx512bw    needs avx512f, avx512bw and avx512vl
@@ -15,8 +16,9 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "match/cpu.h"
 
 float abis_i8_quantize(const float *v, size_t n, int8_t *q)
 {
@@ -125,27 +127,17 @@ static atomic_int force_scalar = 0;
 
 static void choose_kernel(void)
 {
+    const abis_cpu *c = abis_cpu_features();
     kernels[0] = &scalar_kernel;
     n_kernels = 1;
-    const char *env = getenv("ABIS_KERNEL");
-    if (env && strcmp(env, "scalar") == 0)
-        return;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl");
-    if (avx2 && abis_i8_avx2_kernel())
+    if (c->avx2 && abis_i8_avx2_kernel())
         kernels[n_kernels++] = abis_i8_avx2_kernel();
-    if (avx512 && abis_i8_avx512bw_kernel())
+    if (c->avx512 && abis_i8_avx512bw_kernel())
         kernels[n_kernels++] = abis_i8_avx512bw_kernel();
-#if !defined(__clang__) || __clang_major__ >= 15 /* clang 14 does not know "avxvnni" */
-    if (avx2 && __builtin_cpu_supports("avxvnni") && abis_i8_avxvnni_kernel())
+    if (c->avx_vnni && abis_i8_avxvnni_kernel())
         kernels[n_kernels++] = abis_i8_avxvnni_kernel();
-#endif
-    if (avx512 && __builtin_cpu_supports("avx512vnni") && abis_i8_avx512vnni_kernel())
+    if (c->avx512_vnni && abis_i8_avx512vnni_kernel())
         kernels[n_kernels++] = abis_i8_avx512vnni_kernel();
-#endif
 }
 
 const abis_i8_kernel *abis_i8_best(void)

@@ -84,8 +84,8 @@ typedef void (*abis_i8_batch_fn)(const abis_i8_probe *p, size_t np, const int8_t
                                  size_t stride, size_t count, int32_t *out);
 /* The float32-probe path: out[i] = sum_k probe[k] * row_i[k] (not scaled by
  * the row's scale), rows addressed as for scan. */
-typedef void (*abis_i8_scan_f32_fn)(const float *probe, size_t n, const int8_t *rows,
-                                    size_t stride, const uint32_t *idx, size_t count, float *out);
+typedef void (*abis_i8_scan_f32_fn)(const float *probe, size_t n, const int8_t *rows, size_t stride,
+                                    const uint32_t *idx, size_t count, float *out);
 
 /* The indices i (ascending) of the n scores abis_i8_score(dot[i], ps,
  * scale[i]) that are >= thr, into out; returns how many.  Lets a search

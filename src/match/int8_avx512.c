@@ -87,32 +87,22 @@ static ALWAYS_INLINE void tile_probes(const uint32_t (*T)[32], size_t k4n, const
     }
 }
 
+static void tile8(const uint32_t (*T)[32], size_t k4n, const abis_i8_probe *p, size_t kb,
+                  int32_t *out, size_t count, size_t nr, int first)
+{
+    tile_probes(T, k4n, p, 8, kb, out, count, nr, first);
+}
+
+static void tile1(const uint32_t (*T)[32], size_t k4n, const abis_i8_probe *p, size_t kb,
+                  int32_t *out, size_t count, size_t nr, int first)
+{
+    tile_probes(T, k4n, p, 1, kb, out, count, nr, first);
+}
+
 static void batch_avx512bw(const abis_i8_probe *p, size_t np, const int8_t *rows, size_t stride,
                            size_t count, int32_t *out)
 {
-    const size_t n = np ? p[0].n : 0;
-    if (n == 0) {
-        memset(out, 0, np * count * sizeof *out);
-        return;
-    }
-    _Alignas(64) uint32_t T[TILE_BYTES / 4][32];
-    for (size_t r0 = 0; r0 < count; r0 += 32) {
-        size_t nr = min_size(32, count - r0);
-        if (r0 + nr < count)
-            tile_prefetch(rows + (r0 + nr) * stride, stride, min_size(32, count - r0 - nr), n);
-        for (size_t kb = 0; kb < n; kb += TILE_BYTES) {
-            size_t kn = min_size(TILE_BYTES, n - kb), k4n = (kn + 3) / 4;
-            int first = kb == 0;
-            tile_fill_512(rows + r0 * stride, stride, nr, kb, kn, T, 0);
-            size_t j = 0;
-            for (; j + 8 <= np; j += 8)
-                tile_probes(T, k4n, p + j, 8, kb, out + j * count + r0, count, nr, first);
-            for (; j + 4 <= np; j += 4)
-                tile_probes(T, k4n, p + j, 4, kb, out + j * count + r0, count, nr, first);
-            for (; j < np; j++)
-                tile_probes(T, k4n, p + j, 1, kb, out + j * count + r0, count, nr, first);
-        }
-    }
+    batch_tiles_512(p, np, rows, stride, count, out, 0, 8, tile8, tile1);
 }
 
 void abis_i8_scan_f32_avx512(const float *probe, size_t n, const int8_t *rows, size_t stride,
@@ -123,9 +113,10 @@ void abis_i8_scan_f32_avx512(const float *probe, size_t n, const int8_t *rows, s
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         size_t k = 0;
         for (; k + 32 <= n; k += 32) {
-            __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(r + k))));
-            __m512 f1 =
-                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(r + k + 16))));
+            __m512 f0 =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(r + k))));
+            __m512 f1 = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(r + k + 16))));
             a0 = _mm512_fmadd_ps(f0, _mm512_loadu_ps(probe + k), a0);
             a1 = _mm512_fmadd_ps(f1, _mm512_loadu_ps(probe + k + 16), a1);
         }
@@ -161,9 +152,9 @@ size_t abis_i8_above_avx512(const int32_t *dot, const float *scale, size_t n, fl
     return m;
 }
 
-static const abis_i8_kernel kernel = {"avx512bw",      dot_avx512bw,
-                                      scan_avx512bw,   batch_avx512bw,
-                                      abis_i8_scan_f32_avx512, abis_i8_above_avx512};
+static const abis_i8_kernel kernel = {
+    "avx512bw",          dot_avx512bw, scan_avx512bw, batch_avx512bw, abis_i8_scan_f32_avx512,
+    abis_i8_above_avx512};
 
 const abis_i8_kernel *abis_i8_avx512bw_kernel(void)
 {

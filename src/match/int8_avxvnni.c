@@ -78,35 +78,26 @@ static ALWAYS_INLINE void tile_probes(const uint32_t (*T)[16], size_t k4n, const
     }
 }
 
+static void tile_many(const uint32_t (*T)[16], size_t k4n, const abis_i8_probe *p, size_t kb,
+                      int32_t *out, size_t count, size_t nr, int first)
+{
+    tile_probes(T, k4n, p, 6, kb, out, count, nr, first);
+}
+
+static void tile_one(const uint32_t (*T)[16], size_t k4n, const abis_i8_probe *p, size_t kb,
+                     int32_t *out, size_t count, size_t nr, int first)
+{
+    tile_probes(T, k4n, p, 1, kb, out, count, nr, first);
+}
+
 static void batch_avxvnni(const abis_i8_probe *p, size_t np, const int8_t *rows, size_t stride,
                           size_t count, int32_t *out)
 {
-    const size_t n = np ? p[0].n : 0;
-    if (n == 0) {
-        memset(out, 0, np * count * sizeof *out);
-        return;
-    }
-    _Alignas(64) uint32_t T[TILE_BYTES / 4][16];
-    for (size_t r0 = 0; r0 < count; r0 += 16) {
-        size_t nr = min_size(16, count - r0);
-        if (r0 + nr < count)
-            tile_prefetch(rows + (r0 + nr) * stride, stride, min_size(16, count - r0 - nr), n);
-        for (size_t kb = 0; kb < n; kb += TILE_BYTES) {
-            size_t kn = min_size(TILE_BYTES, n - kb), k4n = (kn + 3) / 4;
-            int first = kb == 0;
-            tile_fill_256(rows + r0 * stride, stride, nr, kb, kn, T, 0x80808080u);
-            size_t j = 0;
-            for (; j + 6 <= np; j += 6)
-                tile_probes(T, k4n, p + j, 6, kb, out + j * count + r0, count, nr, first);
-            for (; j < np; j++)
-                tile_probes(T, k4n, p + j, 1, kb, out + j * count + r0, count, nr, first);
-        }
-    }
+    batch_tiles_256(p, np, rows, stride, count, out, 0x80808080u, 6, tile_many, tile_one);
 }
 
-static const abis_i8_kernel kernel = {"avxvnni",     dot_avxvnni,
-                                      scan_avxvnni, batch_avxvnni,
-                                      abis_i8_scan_f32_avx2, abis_i8_above_scalar};
+static const abis_i8_kernel kernel = {"avxvnni",     dot_avxvnni,           scan_avxvnni,
+                                      batch_avxvnni, abis_i8_scan_f32_avx2, abis_i8_above_scalar};
 
 const abis_i8_kernel *abis_i8_avxvnni_kernel(void)
 {

@@ -13,8 +13,7 @@
  */
 #include "match/int8.h"
 
-#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) &&                      \
-    defined(__AVX512VNNI__)
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
 #include "match/int8_x86.h"
 
@@ -57,9 +56,9 @@ static void scan_vnni(const abis_i8_probe *p, const int8_t *rows, size_t stride,
             a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(r + k), flip),
                                      _mm512_load_si512(p->q + k));
         if (full < n) /* masked-off bytes read as 0 -> 128, against probe padding 0 */
-            a1 = _mm512_dpbusd_epi32(
-                a1, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, r + full), flip),
-                _mm512_load_si512(p->q + full));
+            a1 = _mm512_dpbusd_epi32(a1,
+                                     _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, r + full), flip),
+                                     _mm512_load_si512(p->q + full));
         out[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1)) - bias;
     }
 }
@@ -98,7 +97,7 @@ static void tile_probes8(const uint32_t (*T)[32], size_t k4n, const abis_i8_prob
         __m512i t0 = _mm512_load_si512(&T[k4][0]), t1 = _mm512_load_si512(&T[k4][16]);
 #define STEP(j)                                                                                    \
     do {                                                                                           \
-        __m512i v = _mm512_set1_epi32(probe_dword(q##j, 4 * k4));                                 \
+        __m512i v = _mm512_set1_epi32(probe_dword(q##j, 4 * k4));                                  \
         DP(a##j, t0, v);                                                                           \
         DP(b##j, t1, v);                                                                           \
     } while (0)
@@ -136,34 +135,13 @@ static void tile_probes1(const uint32_t (*T)[32], size_t k4n, const abis_i8_prob
 static void batch_vnni(const abis_i8_probe *p, size_t np, const int8_t *rows, size_t stride,
                        size_t count, int32_t *out)
 {
-    const size_t n = np ? p[0].n : 0;
-    if (n == 0) {
-        memset(out, 0, np * count * sizeof *out);
-        return;
-    }
-    _Alignas(64) uint32_t T[TILE_BYTES / 4][32];
-    for (size_t r0 = 0; r0 < count; r0 += 32) {
-        size_t nr = min_size(32, count - r0);
-        if (r0 + nr < count)
-            tile_prefetch(rows + (r0 + nr) * stride, stride, min_size(32, count - r0 - nr), n);
-        for (size_t kb = 0; kb < n; kb += TILE_BYTES) {
-            size_t kn = min_size(TILE_BYTES, n - kb), k4n = (kn + 3) / 4;
-            int first = kb == 0;
-            tile_fill_512(rows + r0 * stride, stride, nr, kb, kn, T, 0x80808080u);
-            size_t j = 0;
-            for (; j + 8 <= np; j += 8)
-                tile_probes8(T, k4n, p + j, kb, out + j * count + r0, count, nr, first);
-            for (; j < np; j++)
-                tile_probes1(T, k4n, p + j, kb, out + j * count + r0, count, nr, first);
-        }
-    }
+    batch_tiles_512(p, np, rows, stride, count, out, 0x80808080u, 8, tile_probes8, tile_probes1);
 }
 
 /* The float32-probe path and the score selection are the AVX-512 ones
  * (int8_avx512.c): VNNI has no float form. */
-static const abis_i8_kernel kernel = {"avx512vnni", dot_vnni,
-                                      scan_vnni,    batch_vnni,
-                                      abis_i8_scan_f32_avx512, abis_i8_above_avx512};
+static const abis_i8_kernel kernel = {
+    "avx512vnni", dot_vnni, scan_vnni, batch_vnni, abis_i8_scan_f32_avx512, abis_i8_above_avx512};
 
 const abis_i8_kernel *abis_i8_avx512vnni_kernel(void)
 {

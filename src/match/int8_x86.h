@@ -39,6 +39,17 @@ static ALWAYS_INLINE int32_t probe_dword(const void *q, size_t k)
     return v;
 }
 
+/* Ask for the next tile's rows (nr rows of n bytes) while this one is
+ * computed: a tile is read column-wise across its rows, which the hardware
+ * prefetcher does not follow, and computing a tile for a batch of probes
+ * takes far longer than fetching the next one. */
+static ALWAYS_INLINE void tile_prefetch(const int8_t *rows, size_t stride, size_t nr, size_t n)
+{
+    for (size_t i = 0; i < nr; i++)
+        for (size_t k = 0; k < n; k += 64)
+            _mm_prefetch((const char *)(rows + i * stride + k), _MM_HINT_T0);
+}
+
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 
 /* 16 x 16 transpose of 32-bit values held one row per register. */
@@ -91,6 +102,12 @@ static ALWAYS_INLINE void tile_fill_512(const int8_t *rows, size_t stride, size_
         }
 }
 
+/* A tile kernel: probes p[0..] (a fixed number of them) over a filled tile
+ * T (k4n dwords of each of its rows), sums to out (first pass: written, else
+ * added), out[j * count + i] for probe j and tile row i < nr. */
+typedef void (*tile512_fn)(const uint32_t (*T)[32], size_t k4n, const abis_i8_probe *p, size_t kb,
+                           int32_t *out, size_t count, size_t nr, int first);
+
 /* Write (first pass) or add (later passes) 16 row sums to out[0..nr-1]. */
 static ALWAYS_INLINE void tile_store_512(int32_t *out, size_t nr, __m512i v, int first)
 {
@@ -98,6 +115,36 @@ static ALWAYS_INLINE void tile_store_512(int32_t *out, size_t nr, __m512i v, int
     if (!first)
         v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(m, out));
     _mm512_mask_storeu_epi32(out, m, v);
+}
+
+/* The batch kernels' outer loops: 32-row tiles, each filled (XOR-ed with
+ * flip) and prefetching the next, TILE_BYTES of each row per pass; probes
+ * `wide` at a time through `many`, the rest through `one`. */
+static ALWAYS_INLINE void batch_tiles_512(const abis_i8_probe *p, size_t np, const int8_t *rows,
+                                          size_t stride, size_t count, int32_t *out, uint32_t flip,
+                                          size_t wide, tile512_fn many, tile512_fn one)
+{
+    const size_t n = np ? p[0].n : 0;
+    if (n == 0) {
+        memset(out, 0, np * count * sizeof *out);
+        return;
+    }
+    _Alignas(64) uint32_t T[TILE_BYTES / 4][32];
+    for (size_t r0 = 0; r0 < count; r0 += 32) {
+        size_t nr = min_size(32, count - r0);
+        if (r0 + nr < count)
+            tile_prefetch(rows + (r0 + nr) * stride, stride, min_size(32, count - r0 - nr), n);
+        for (size_t kb = 0; kb < n; kb += TILE_BYTES) {
+            size_t kn = min_size(TILE_BYTES, n - kb), k4n = (kn + 3) / 4;
+            int first = kb == 0;
+            tile_fill_512(rows + r0 * stride, stride, nr, kb, kn, T, flip);
+            size_t j = 0;
+            for (; j + wide <= np; j += wide)
+                many(T, k4n, p + j, kb, out + j * count + r0, count, nr, first);
+            for (; j < np; j++)
+                one(T, k4n, p + j, kb, out + j * count + r0, count, nr, first);
+        }
+    }
 }
 
 #endif
@@ -155,6 +202,37 @@ static ALWAYS_INLINE void tile_fill_256(const int8_t *rows, size_t stride, size_
         }
 }
 
+/* As tile512_fn and batch_tiles_512 for 2 groups of 8 rows. */
+typedef void (*tile256_fn)(const uint32_t (*T)[16], size_t k4n, const abis_i8_probe *p, size_t kb,
+                           int32_t *out, size_t count, size_t nr, int first);
+
+static ALWAYS_INLINE void batch_tiles_256(const abis_i8_probe *p, size_t np, const int8_t *rows,
+                                          size_t stride, size_t count, int32_t *out, uint32_t flip,
+                                          size_t wide, tile256_fn many, tile256_fn one)
+{
+    const size_t n = np ? p[0].n : 0;
+    if (n == 0) {
+        memset(out, 0, np * count * sizeof *out);
+        return;
+    }
+    _Alignas(64) uint32_t T[TILE_BYTES / 4][16];
+    for (size_t r0 = 0; r0 < count; r0 += 16) {
+        size_t nr = min_size(16, count - r0);
+        if (r0 + nr < count)
+            tile_prefetch(rows + (r0 + nr) * stride, stride, min_size(16, count - r0 - nr), n);
+        for (size_t kb = 0; kb < n; kb += TILE_BYTES) {
+            size_t kn = min_size(TILE_BYTES, n - kb), k4n = (kn + 3) / 4;
+            int first = kb == 0;
+            tile_fill_256(rows + r0 * stride, stride, nr, kb, kn, T, flip);
+            size_t j = 0;
+            for (; j + wide <= np; j += wide)
+                many(T, k4n, p + j, kb, out + j * count + r0, count, nr, first);
+            for (; j < np; j++)
+                one(T, k4n, p + j, kb, out + j * count + r0, count, nr, first);
+        }
+    }
+}
+
 static ALWAYS_INLINE void tile_store_256(int32_t *out, size_t nr, __m256i v, int first)
 {
     int32_t buf[8];
@@ -193,17 +271,6 @@ size_t abis_i8_above_avx512(const int32_t *dot, const float *scale, size_t n, fl
 void abis_i8_scan_f32_avx2(const float *probe, size_t n, const int8_t *rows, size_t stride,
                            const uint32_t *idx, size_t count, float *out);
 #endif
-
-/* Ask for the next tile's rows (nr rows of n bytes) while this one is
- * computed: a tile is read column-wise across its rows, which the hardware
- * prefetcher does not follow, and computing a tile for a batch of probes
- * takes far longer than fetching the next one. */
-static ALWAYS_INLINE void tile_prefetch(const int8_t *rows, size_t stride, size_t nr, size_t n)
-{
-    for (size_t i = 0; i < nr; i++)
-        for (size_t k = 0; k < n; k += 64)
-            _mm_prefetch((const char *)(rows + i * stride + k), _MM_HINT_T0);
-}
 
 /* The row of index i in a scan (see abis_i8_scan_fn). */
 static ALWAYS_INLINE const int8_t *scan_row(const int8_t *rows, size_t stride, const uint32_t *idx,

@@ -1,21 +1,31 @@
 /*
  * signcode.c: sign codes, prepared probes, the scalar scoring kernel and the
  * run-time choice of the best kernel (see signcode.h).  The choice is made
- * once from __builtin_cpu_supports: "avx512" needs avx512f, avx512bw,
- * avx512vl and avx512vpopcntdq, "popcnt" needs avx2 and popcnt (its file is
- * compiled with the AVX2 flags); ABIS_KERNEL=scalar forces the scalar one.
+ * once from the CPU's features (match/cpu.h): "avx512" needs AVX-512 and
+ * VPOPCNTDQ, "popcnt" needs AVX2 and POPCNT (its file is compiled with the
+ * AVX2 flags); ABIS_KERNEL=scalar forces the scalar one.
  */
 #include "match/signcode.h"
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "match/cpu.h"
 
 void abis_sign_encode(const int8_t *q, size_t d, uint64_t *code)
 {
     memset(code, 0, abis_sign_words(d) * sizeof *code);
     for (size_t i = 0; i < d; i++)
         if (q[i] > 0)
+            code[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+void abis_sign_encode_centred(const int8_t *q, float scale, const float *centre, size_t d,
+                              uint64_t *code)
+{
+    memset(code, 0, abis_sign_words(d) * sizeof *code);
+    for (size_t i = 0; i < d; i++)
+        if ((float)q[i] * scale > centre[i])
             code[i / 64] |= (uint64_t)1 << (i % 64);
 }
 
@@ -49,16 +59,7 @@ static inline int popcount64(uint64_t x)
 void abis_sign_scan_scalar(const abis_sign_probe *p, const uint64_t *codes, size_t count,
                            int32_t *out)
 {
-    const size_t w = p->words;
-    for (size_t i = 0; i < count; i++) {
-        const uint64_t *c = codes + i * w;
-        int32_t s = 0;
-        for (size_t j = 0; j < w; j++)
-            s += popcount64(c[j] & p->planes[j]) + 2 * popcount64(c[j] & p->planes[w + j]) +
-                 4 * popcount64(c[j] & p->planes[2 * w + j]) -
-                 8 * popcount64(c[j] & p->planes[3 * w + j]);
-        out[i] = s;
-    }
+    abis_sign_scan_with(p, codes, count, out, popcount64);
 }
 
 size_t abis_sign_above_scalar(const int32_t *s, size_t n, int32_t thr, uint32_t *out)
@@ -76,23 +77,15 @@ static size_t n_kernels;
 
 static void choose_kernel(void)
 {
+    const abis_cpu *c = abis_cpu_features();
     kernels[0] = (abis_sign_kernel){"scalar", abis_sign_scan_scalar, abis_sign_above_scalar};
     n_kernels = 1;
-    const char *env = getenv("ABIS_KERNEL");
-    if (env && strcmp(env, "scalar") == 0)
-        return;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (abis_sign_scan_popcnt_fn() && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("popcnt"))
+    if (c->avx2 && c->popcnt && abis_sign_scan_popcnt_fn())
         kernels[n_kernels++] =
             (abis_sign_kernel){"popcnt", abis_sign_scan_popcnt_fn(), abis_sign_above_scalar};
-    if (abis_sign_scan_avx512_fn() && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vpopcntdq"))
-        kernels[n_kernels++] = (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(),
-                                                  abis_sign_above_avx512_fn()};
-#endif
+    if (c->avx512_vpopcntdq && abis_sign_scan_avx512_fn())
+        kernels[n_kernels++] =
+            (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(), abis_sign_above_avx512_fn()};
 }
 
 const abis_sign_kernel *abis_sign_best(void)

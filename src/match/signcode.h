@@ -31,6 +31,13 @@ static inline size_t abis_sign_words(size_t d)
 
 /* The code of an int8 vector (d values) into code[0..words). */
 void abis_sign_encode(const int8_t *q, size_t d, uint64_t *code);
+/* The code of the vector's signs about a centre: bit i set when
+ * (float)q_i * scale > centre[i].  Ranking by sum_i t_i b_i then follows
+ * p . (g - centre), which orders gallery vectors as p . g does (p . centre
+ * is the same for all), so data that is not centred on zero (SIFT
+ * descriptors: every value >= 0) keeps informative codes. */
+void abis_sign_encode_centred(const int8_t *q, float scale, const float *centre, size_t d,
+                              uint64_t *code);
 
 /* A probe prepared for the kernels: bit planes T0..T3 of its 4-bit values,
  * plane k at planes[k * words .. +words). */
@@ -72,6 +79,22 @@ size_t abis_sign_above_scalar(const int32_t *s, size_t n, int32_t thr, uint32_t 
 abis_sign_scan_fn abis_sign_scan_popcnt_fn(void);
 abis_sign_scan_fn abis_sign_scan_avx512_fn(void);
 abis_sign_above_fn abis_sign_above_avx512_fn(void);
+
+/* The word loop of the scalar and POPCNT kernels, with their popcount. */
+static inline void abis_sign_scan_with(const abis_sign_probe *p, const uint64_t *codes,
+                                       size_t count, int32_t *out, int (*popcount)(uint64_t))
+{
+    const size_t w = p->words;
+    for (size_t i = 0; i < count; i++) {
+        const uint64_t *c = codes + i * w;
+        int32_t s = 0;
+        for (size_t j = 0; j < w; j++)
+            s += popcount(c[j] & p->planes[j]) + 2 * popcount(c[j] & p->planes[w + j]) +
+                 4 * popcount(c[j] & p->planes[2 * w + j]) -
+                 8 * popcount(c[j] & p->planes[3 * w + j]);
+        out[i] = s;
+    }
+}
 
 /* The best kernel this CPU runs; every kernel it runs, scalar first. */
 const abis_sign_kernel *abis_sign_best(void);

@@ -7,20 +7,14 @@
 
 #if defined(__x86_64__) && defined(__POPCNT__)
 
-static void scan_popcnt(const abis_sign_probe *p, const uint64_t *codes, size_t count,
-                        int32_t *out)
+static int popcount_insn(uint64_t x)
 {
-    const size_t w = p->words;
-    for (size_t i = 0; i < count; i++) {
-        const uint64_t *c = codes + i * w;
-        int32_t s = 0;
-        for (size_t j = 0; j < w; j++)
-            s += __builtin_popcountll(c[j] & p->planes[j]) +
-                 2 * __builtin_popcountll(c[j] & p->planes[w + j]) +
-                 4 * __builtin_popcountll(c[j] & p->planes[2 * w + j]) -
-                 8 * __builtin_popcountll(c[j] & p->planes[3 * w + j]);
-        out[i] = s;
-    }
+    return __builtin_popcountll(x); /* POPCNT: this file is compiled with -mpopcnt */
+}
+
+static void scan_popcnt(const abis_sign_probe *p, const uint64_t *codes, size_t count, int32_t *out)
+{
+    abis_sign_scan_with(p, codes, count, out, popcount_insn);
 }
 
 abis_sign_scan_fn abis_sign_scan_popcnt_fn(void)

@@ -5,7 +5,8 @@
  *
  * Codes of two words (d <= 128, the common embedding size) are scored four
  * at a time, one 512-bit register holding four codes against each plane
- * repeated four times; longer codes one at a time, eight words per register.
+ * repeated four times; codes of up to eight words one to a register with
+ * the planes loaded once; longer codes eight words at a time.
  */
 #include "match/signcode.h"
 
@@ -50,12 +51,21 @@ static void scan_two_words(const abis_sign_probe *p, const uint64_t *codes, size
     }
 }
 
-static void scan_avx512(const abis_sign_probe *p, const uint64_t *codes, size_t count,
-                        int32_t *out)
+static void scan_avx512(const abis_sign_probe *p, const uint64_t *codes, size_t count, int32_t *out)
 {
     const size_t w = p->words;
     if (w == 2) {
         scan_two_words(p, codes, count, out);
+        return;
+    }
+    if (w <= 8) { /* up to 512 values: one register a code, the planes loaded once */
+        __mmask8 m = (__mmask8)((1u << w) - 1);
+        __m512i P[ABIS_SIGN_PLANES];
+        for (int k = 0; k < ABIS_SIGN_PLANES; k++)
+            P[k] = _mm512_maskz_loadu_epi64(m, p->planes + k * w);
+        for (size_t i = 0; i < count; i++)
+            out[i] = (int32_t)_mm512_reduce_add_epi64(
+                planes_score(_mm512_maskz_loadu_epi64(m, codes + i * w), P));
         return;
     }
     for (size_t i = 0; i < count; i++) {

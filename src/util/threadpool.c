@@ -157,8 +157,8 @@ unsigned abis_threadpool_width(const abis_threadpool *p, size_t n_tasks, unsigne
     return w;
 }
 
-void abis_threadpool_run(abis_threadpool *p, size_t n_tasks, unsigned max_threads,
-                         abis_task_fn fn, void *arg)
+void abis_threadpool_run(abis_threadpool *p, size_t n_tasks, unsigned max_threads, abis_task_fn fn,
+                         void *arg)
 {
     unsigned width = abis_threadpool_width(p, n_tasks, max_threads);
     if (!p || width <= 1) {

@@ -36,8 +36,8 @@ abis_threadpool *abis_threadpool_shared(void);
 /* Run fn(arg, t, participant) for t = 0..n_tasks-1 on at most max_threads
  * participants (0: as many as the pool has) and return when all are done.
  * With p NULL, runs them all in the calling thread. */
-void abis_threadpool_run(abis_threadpool *p, size_t n_tasks, unsigned max_threads,
-                         abis_task_fn fn, void *arg);
+void abis_threadpool_run(abis_threadpool *p, size_t n_tasks, unsigned max_threads, abis_task_fn fn,
+                         void *arg);
 
 /* The participant count abis_threadpool_run will use at most for a job:
  * min(max_threads or all, pool size, n_tasks), at least 1. */
