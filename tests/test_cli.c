@@ -211,6 +211,7 @@ static const char *const command_names[] = {
     "identify",     "consent grant", "consent withdraw", "lock",
     "unlock",       "delete",        "subject show",     "subject find",
     "audit verify", "audit export",  "audit pubkey",     "import",
+    "client add",   "client list",   "client rotate",    "client revoke",
     NULL,
 };
 
@@ -777,6 +778,56 @@ static void test_audit_verify_export_pubkey(void **state)
     run_free(&r);
 }
 
+static void test_client_add_list_rotate_revoke(void **state)
+{
+    (void)state;
+    run_result r;
+    run(&r, "--json", "client", "add", "bank-cli", "--segments", "federal", "--purposes",
+        "bank.remote-id", "--operations", "enroll,verify", "--rights", "raw_scores", NULL);
+    assert_exit(&r, 0);
+    json_t *j = parse_json(r.out);
+    const char *key = json_string_value(json_object_get(j, "api_key"));
+    assert_non_null(key);
+    assert_int_equal(strlen(key), 86);
+    char secret[80];
+    snprintf(secret, sizeof secret, "%s", key + 22);
+    json_decref(j);
+    run_free(&r);
+
+    run(&r, "--json", "client", "list", NULL);
+    assert_exit(&r, 0);
+    assert_null(strstr(r.out, secret));
+    j = parse_json(r.out);
+    json_t *c = json_array_get(json_object_get(j, "clients"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "operations")), "enroll,verify");
+    assert_string_equal(json_string_value(json_object_get(c, "rights")), "raw_scores");
+    assert_false(json_is_true(json_object_get(c, "revoked")));
+    json_decref(j);
+    run_free(&r);
+
+    run(&r, "client", "rotate", "bank-cli", NULL);
+    assert_exit(&r, 0);
+    assert_null(strstr(r.out, secret));
+    assert_non_null(strstr(r.out, "abis_"));
+    run_free(&r);
+    run(&r, "client", "revoke", "bank-cli", NULL);
+    assert_exit(&r, 0);
+    run_free(&r);
+    run(&r, "client", "rotate", "bank-cli", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "revoked"));
+    run_free(&r);
+
+    run(&r, "client", "add", "x", "--segments", "federal", "--operations", "fly", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "unknown operation 'fly'"));
+    run_free(&r);
+    run(&r, "client", "add", "x", "--segments", "nowhere", "--operations", "verify", NULL);
+    assert_exit(&r, 2);
+    assert_non_null(strstr(r.err, "segment 'nowhere' does not exist"));
+    run_free(&r);
+}
+
 /* Edit one audit entry behind the engine's back (the store's append-only
  * triggers dropped first, as an attacker with file access would). */
 static void tamper_audit(const char *dir)
@@ -985,6 +1036,7 @@ int main(void)
         cmocka_unit_test(test_subject_show_has_no_vector_data),
         cmocka_unit_test(test_template_add_to_subject),
         cmocka_unit_test(test_audit_verify_export_pubkey),
+        cmocka_unit_test(test_client_add_list_rotate_revoke),
         cmocka_unit_test(test_audit_verify_finds_an_edited_entry),
         cmocka_unit_test(test_import_rejects_bad_lines_and_goes_on),
         cmocka_unit_test(test_import_reasons_on_stderr_and_clean_run_exits_0),

@@ -531,7 +531,9 @@ static void test_newer_schema_is_refused(void **state)
     assert_status(abis_engine_open(&o, &e2, &f->err), ABIS_E_SCHEMA, &f->err);
     assert_non_null(strstr(f->err.message, "newer"));
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+    char restore[64];
+    snprintf(restore, sizeof restore, "PRAGMA user_version=%d", ABIS_STORE_SCHEMA_VERSION);
+    assert_int_equal(sqlite3_exec(h, restore, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     reopen(f);
 }

@@ -213,6 +213,32 @@ static void test_fnmr_at_fmr_hand_case(void **state)
     abis_eval_scores_free(&s);
 }
 
+static void test_zero_fmr_is_read_just_above_the_highest_impostor(void **state)
+{
+    (void)state;
+    /* highest impostor 0.99; genuine 0.99 ties with it and misses, 0.5
+     * misses, 0.995 and 1.0 match: ZeroFMR 0.5, with four impostors (where
+     * FNMR at FMR 1e-2 is not supported) */
+    const double imp[] = {0.2, 0.99, 0.4, 0.1}, gen[] = {0.99, 0.5, 0.995, 1.0};
+    abis_eval_scores s;
+    make_set(&s, gen, 4, NULL, imp, 4, NULL);
+    abis_eval_verif_metrics m = verify_ok(&s, 20);
+    abis_eval_rate *z = &m.fnmr_at_zero_fmr;
+    assert_true(z->supported);
+    assert_int_equal(z->support, 4);
+    assert_true(z->threshold == nextafter(0.99, INFINITY));
+    assert_near(z->value, 0.5, EPS);
+    assert_near(z->lo, 0.5, EPS);
+    assert_near(z->hi, 0.5, EPS);
+    assert_false(m.fnmr_at_fmr[0].supported);
+    abis_eval_scores_free(&s);
+    /* no impostor: not supported */
+    make_set(&s, gen, 4, NULL, NULL, 0, NULL);
+    m = verify_ok(&s, 0);
+    assert_false(m.fnmr_at_zero_fmr.supported);
+    abis_eval_scores_free(&s);
+}
+
 static void test_fnmr_at_fmr_supported_at_exactly_one_over_target(void **state)
 {
     (void)state;
@@ -779,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_single_scores),
         cmocka_unit_test(test_fnmr_at_fmr_unsupported_with_few_impostors),
         cmocka_unit_test(test_fnmr_at_fmr_hand_case),
+        cmocka_unit_test(test_zero_fmr_is_read_just_above_the_highest_impostor),
         cmocka_unit_test(test_fnmr_at_fmr_supported_at_exactly_one_over_target),
         cmocka_unit_test(test_no_impostors),
         cmocka_unit_test(test_no_genuine),

@@ -1,13 +1,15 @@
-/* test_gallery.c: the exact in-memory vector gallery (src/gallery/gallery.h),
- * checked against a brute-force reference kept beside it. */
+/* test_gallery.c: the vector gallery (src/gallery/gallery_vector.h), checked
+ * against a brute-force reference kept beside it that quantises with the same
+ * function and computes int8 scores with the scalar kernel, so answers must
+ * be identical: same subjects, same templates, same float scores. */
 #include "testutil.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gallery/gallery.h"
-#include "match/match.h"
+#include "gallery/gallery_vector.h"
+#include "match/int8.h"
 
 /* ---- the reference: every template ever added, in insertion order ---------- */
 
@@ -15,7 +17,8 @@ typedef struct ref_tmpl {
     abis_id id;
     uint32_t slot;
     int live;
-    float *v;
+    int8_t *q; /* quantised */
+    float scale;
 } ref_tmpl;
 
 typedef struct ref {
@@ -41,7 +44,7 @@ static void ref_init(ref *r, size_t dim)
 static void ref_free(ref *r)
 {
     for (size_t i = 0; i < r->n; i++)
-        free(r->t[i].v);
+        free(r->t[i].q);
     free(r->t);
 }
 
@@ -62,9 +65,9 @@ static void add_both(abis_gallery *g, ref *r, abis_id id, uint32_t slot, const f
     t->id = id;
     t->slot = slot;
     t->live = 1;
-    t->v = malloc(r->dim * sizeof(float));
-    assert_non_null(t->v);
-    memcpy(t->v, v, r->dim * sizeof(float));
+    t->q = malloc(r->dim);
+    assert_non_null(t->q);
+    t->scale = abis_i8_quantize(v, r->dim, t->q);
 }
 
 static size_t ref_count(const ref *r)
@@ -111,32 +114,40 @@ static int ref_hit_cmp(const void *pa, const void *pb)
 
 /* Brute force: best template per allowed slot (earliest on ties), sorted
  * best-first (earliest on ties), cut at k. */
-static size_t ref_search(const ref *r, const float *q, size_t k, const abis_bitset *allow,
+static size_t ref_search(const ref *r, const float *qf, size_t k, const abis_bitset *allow,
                          abis_hit *out)
 {
-    abis_dot_fn dot = abis_dot_best();
-    ref_hit *h = malloc((r->n + 1) * sizeof *h);
-    assert_non_null(h);
-    size_t nh = 0;
+    int8_t *q = malloc(r->dim);
+    assert_non_null(q);
+    float ps = abis_i8_quantize(qf, r->dim, q);
+    uint32_t max_slot = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->t[i].slot > max_slot)
+            max_slot = r->t[i].slot;
+    ref_hit *best = calloc((size_t)max_slot + 1, sizeof *best);
+    unsigned char *have = calloc((size_t)max_slot + 1, 1);
+    assert_true(best && have);
     for (size_t i = 0; i < r->n; i++) {
         const ref_tmpl *t = &r->t[i];
         if (!t->live || (allow && !abis_bitset_test(allow, t->slot)))
             continue;
-        float s = dot(q, t->v, r->dim);
-        size_t j = 0;
-        while (j < nh && h[j].hit.slot != t->slot)
-            j++;
-        if (j == nh) {
-            h[nh++] = (ref_hit){{t->slot, t->id, s}, i};
-        } else if (s > h[j].hit.score) {
-            h[j] = (ref_hit){{t->slot, t->id, s}, i};
+        float s = abis_i8_score(abis_i8_dot_scalar(q, t->q, r->dim), ps, t->scale);
+        if (!have[t->slot] || s > best[t->slot].hit.score) {
+            best[t->slot] = (ref_hit){{t->slot, t->id, s}, i};
+            have[t->slot] = 1;
         }
     }
-    qsort(h, nh, sizeof *h, ref_hit_cmp);
+    size_t nh = 0;
+    for (uint32_t sl = 0; sl <= max_slot; sl++)
+        if (have[sl])
+            best[nh++] = best[sl];
+    qsort(best, nh, sizeof *best, ref_hit_cmp);
     size_t n = nh < k ? nh : k;
     for (size_t i = 0; i < n; i++)
-        out[i] = h[i].hit;
-    free(h);
+        out[i] = best[i].hit;
+    free(best);
+    free(have);
+    free(q);
     return n;
 }
 
@@ -167,11 +178,15 @@ static size_t check_search(abis_gallery *g, const ref *r, const float *q, size_t
     return n;
 }
 
+/* Compaction in the writer's call, so tests see it deterministically. */
 static abis_gallery *make_gallery(size_t dim)
 {
+    abis_vector_config c;
+    abis_vector_config_default(&c);
+    c.background = 0;
     abis_gallery *g = NULL;
     abis_error err = {0};
-    assert_status(abis_gallery_vector_create(dim, &g, &err), ABIS_OK, &err);
+    assert_status(abis_gallery_vector_create_with(dim, &c, &g, &err), ABIS_OK, &err);
     assert_non_null(g);
     return g;
 }
@@ -237,7 +252,7 @@ static void test_one_element_gallery(void **state)
     assert_status(g->ops->search(g, v, sizeof v, 5, NULL, hits, &n, &err), ABIS_OK, &err);
     assert_int_equal(n, 1);
     assert_int_equal(hits[0].slot, 3);
-    assert_float_equal(hits[0].score, 1.0f, 1e-5);
+    assert_float_equal(hits[0].score, 1.0f, 1e-2); /* int8 estimate of 1 (docs/search.md) */
     abis_id id = make_id(7);
     assert_memory_equal(&hits[0].template_id, &id, sizeof id);
     abis_gallery_destroy(g);
@@ -347,7 +362,7 @@ static void test_best_template_per_subject(void **state)
     assert_int_equal(hits[0].slot, 4);
     abis_id want = make_id(11);
     assert_memory_equal(&hits[0].template_id, &want, sizeof want);
-    assert_float_equal(hits[0].score, 1.0f, 1e-5);
+    assert_float_equal(hits[0].score, 1.0f, 1e-2);
     for (size_t i = 1; i < n; i++)
         assert_int_not_equal(hits[i].slot, 4);
     check_search(g, &r, b, 10, NULL);
@@ -606,7 +621,7 @@ static void test_random_operations_match_reference(void **state)
     ref_free(&r);
 }
 
-static void test_scalar_kernel_gives_same_ranking(void **state)
+static void test_scalar_kernel_gives_same_answer(void **state)
 {
     (void)state;
     enum { D = 128 };
@@ -616,18 +631,175 @@ static void test_scalar_kernel_gives_same_ranking(void **state)
     enrol_synthetic(g, &r, 100, 0);
     float q[D];
     abis_synth_sample(5, 42, 77, ABIS_SYNTH_SIGMA, q, D);
-    abis_dot_force_scalar(1);
-    check_search(g, &r, q, 10, NULL); /* the reference uses the forced kernel too */
-    abis_hit hs[1];
-    size_t n = 0;
+    abis_i8_force_scalar(1);
+    check_search(g, &r, q, 10, NULL);
+    abis_hit hs[10], hv[10];
+    size_t ns = 0, nv = 0;
     abis_error err = {0};
-    assert_status(g->ops->search(g, q, sizeof q, 1, NULL, hs, &n, &err), ABIS_OK, &err);
-    abis_dot_force_scalar(0);
-    abis_hit hv[1];
-    assert_status(g->ops->search(g, q, sizeof q, 1, NULL, hv, &n, &err), ABIS_OK, &err);
+    assert_status(g->ops->search(g, q, sizeof q, 10, NULL, hs, &ns, &err), ABIS_OK, &err);
+    abis_i8_force_scalar(0);
+    assert_status(g->ops->search(g, q, sizeof q, 10, NULL, hv, &nv, &err), ABIS_OK, &err);
+    assert_int_equal(ns, 10);
+    assert_int_equal(nv, 10);
     assert_int_equal(hs[0].slot, 42);
-    assert_int_equal(hv[0].slot, 42);
-    assert_float_equal(hs[0].score, hv[0].score, 1e-5);
+    assert_memory_equal(hs, hv, sizeof hs); /* identical integers, identical floats */
+    abis_gallery_destroy(g);
+    ref_free(&r);
+}
+
+/* More rows than one task and one chunk, so the scan is split across threads
+ * and chunk boundaries; every thread count gives the same answer. */
+static void test_large_gallery_threads_and_chunks(void **state)
+{
+    (void)state;
+    enum { D = 16, SUBJECTS = 20000 };
+    abis_gallery *g = make_gallery(D);
+    ref r;
+    ref_init(&r, D);
+    enrol_synthetic(g, &r, SUBJECTS, 0); /* 40,000 templates: 3 chunks, 5 tasks */
+    float q[D];
+    for (unsigned threads = 0; threads <= 3; threads++) {
+        abis_gallery_vector_set_threads(g, threads);
+        for (uint64_t p = 0; p < 3; p++) {
+            abis_synth_sample(5, p * 6007, 3, ABIS_SYNTH_SIGMA, q, D);
+            check_search(g, &r, q, 25, NULL);
+        }
+        /* a batch split over threads and tasks: each request its own answer */
+        enum { NB = 9 };
+        float qb[NB][D];
+        abis_hit out[NB][25], want[25];
+        abis_search_req req[NB];
+        for (size_t i = 0; i < NB; i++) {
+            abis_synth_sample(5, i * 2111, 4, ABIS_SYNTH_SIGMA, qb[i], D);
+            req[i] = (abis_search_req){qb[i], sizeof qb[i], 25, NULL, out[i], 0};
+        }
+        abis_error err = {0};
+        for (int rep = 0; rep < 5; rep++) { /* how tasks fall on threads varies */
+            assert_status(g->ops->search_batch(g, req, NB, NULL, &err), ABIS_OK, &err);
+            for (size_t i = 0; i < NB; i++) {
+                size_t nw = ref_search(&r, qb[i], req[i].k, NULL, want);
+                assert_int_equal(req[i].n_out, nw);
+                assert_memory_equal(out[i], want, nw * sizeof *want);
+            }
+        }
+    }
+    abis_gallery_destroy(g);
+    ref_free(&r);
+}
+
+/* A batch answers each request as its own search would: different k,
+ * filters, probes, more requests than one pass takes. */
+static void test_batch_equals_single_searches(void **state)
+{
+    (void)state;
+    enum { D = 40, NREQ = 150 };
+    abis_gallery *g = make_gallery(D);
+    ref r;
+    ref_init(&r, D);
+    enrol_synthetic(g, &r, 3000, 0);
+    for (uint64_t id = 0; id < 6000; id += 7) { /* some tombstones */
+        abis_id t = make_id(id);
+        if (g->ops->remove(g, &t))
+            ref_remove(&r, t);
+    }
+    abis_bitset odd = {0};
+    for (uint32_t s = 1; s < 3000; s += 2)
+        assert_int_equal(abis_bitset_set(&odd, s), 0);
+    float *probes = malloc(sizeof(float) * D * NREQ);
+    abis_search_req *reqs = calloc(NREQ, sizeof *reqs);
+    abis_hit *want = malloc(sizeof *want * 40);
+    assert_true(probes && reqs && want);
+    for (size_t i = 0; i < NREQ; i++) {
+        abis_synth_sample(5, i * 19, 5, ABIS_SYNTH_SIGMA, probes + i * D, D);
+        reqs[i] = (abis_search_req){probes + i * D, D * sizeof(float), 1 + i % 40,
+                                    i % 3 ? NULL : &odd, malloc(sizeof(abis_hit) * 40), 999};
+        assert_non_null(reqs[i].out);
+    }
+    abis_error err = {0};
+    assert_status(g->ops->search_batch(g, reqs, NREQ, NULL, &err), ABIS_OK, &err);
+    for (size_t i = 0; i < NREQ; i++) {
+        size_t nw = ref_search(&r, reqs[i].probe, reqs[i].k, reqs[i].allow, want);
+        assert_int_equal(reqs[i].n_out, nw);
+        for (size_t h = 0; h < nw; h++) {
+            assert_int_equal(reqs[i].out[h].slot, want[h].slot);
+            assert_true(reqs[i].out[h].score == want[h].score);
+            assert_memory_equal(&reqs[i].out[h].template_id, &want[h].template_id, sizeof(abis_id));
+        }
+        free(reqs[i].out);
+    }
+    abis_bitset_free(&odd);
+    free(probes);
+    free(reqs);
+    free(want);
+    abis_gallery_destroy(g);
+    ref_free(&r);
+}
+
+/* The float32-probe path scores the float probe against the int8 rows: its
+ * scores agree with the scalar float reference to float rounding, and its
+ * mates are the exact search's. */
+static void test_float_probe_path(void **state)
+{
+    (void)state;
+    enum { D = 100 };
+    abis_gallery *g = make_gallery(D);
+    ref r;
+    ref_init(&r, D);
+    enrol_synthetic(g, &r, 500, 0);
+    float q[D];
+    abis_search_opts o = {.probe_f32 = 1};
+    for (uint64_t p = 0; p < 20; p++) {
+        abis_synth_sample(5, p * 23, 8, ABIS_SYNTH_SIGMA, q, D);
+        abis_hit h[5];
+        size_t n = 0;
+        abis_error err = {0};
+        assert_status(abis_gallery_search(g, q, sizeof q, 5, NULL, &o, h, &n, &err), ABIS_OK, &err);
+        assert_int_equal(n, 5);
+        assert_int_equal(h[0].slot, p * 23);
+        for (size_t i = 0; i < n; i++) {
+            const ref_tmpl *t = NULL;
+            for (size_t j = 0; j < r.n; j++)
+                if (r.t[j].live && !memcmp(&r.t[j].id, &h[i].template_id, sizeof(abis_id)))
+                    t = &r.t[j];
+            assert_non_null(t);
+            float want;
+            abis_i8_scan_f32_scalar(q, D, t->q, D, NULL, 1, &want);
+            assert_float_equal(h[i].score, want * t->scale, 1e-5);
+            if (i)
+                assert_true(h[i - 1].score >= h[i].score);
+        }
+    }
+    abis_gallery_destroy(g);
+    ref_free(&r);
+}
+
+/* Compaction in the background thread leaves the answers unchanged. */
+static void test_background_compaction(void **state)
+{
+    (void)state;
+    enum { D = 48 };
+    abis_gallery *g = NULL;
+    abis_error err = {0};
+    assert_status(abis_gallery_vector_create(D, &g, &err), ABIS_OK, &err);
+    ref r;
+    ref_init(&r, D);
+    uint64_t next = enrol_synthetic(g, &r, 600, 0);
+    for (uint64_t id = 0; id < next; id += 2) {
+        abis_id t = make_id(id);
+        assert_int_equal(g->ops->remove(g, &t), 1);
+        ref_remove(&r, t);
+    }
+    float q[D];
+    abis_synth_sample(5, 301, 4, ABIS_SYNTH_SIGMA, q, D);
+    check_search(g, &r, q, 10, NULL); /* whether or not compaction ran yet */
+    assert_status(abis_gallery_vector_sync(g, &err), ABIS_OK, &err);
+    abis_vector_stats st;
+    abis_gallery_vector_stats(g, &st);
+    assert_int_equal(st.live, ref_count(&r));
+    /* compacted: half the rows died, at most a quarter of what is left is dead */
+    assert_true(st.rows < next);
+    assert_true((st.rows - st.live) * 4 <= st.rows);
+    check_search(g, &r, q, 10, NULL);
     abis_gallery_destroy(g);
     ref_free(&r);
 }
@@ -650,7 +822,11 @@ int main(void)
         cmocka_unit_test(test_compaction_keeps_results),
         cmocka_unit_test(test_re_adding_an_id_replaces_the_template),
         cmocka_unit_test(test_random_operations_match_reference),
-        cmocka_unit_test(test_scalar_kernel_gives_same_ranking),
+        cmocka_unit_test(test_scalar_kernel_gives_same_answer),
+        cmocka_unit_test(test_large_gallery_threads_and_chunks),
+        cmocka_unit_test(test_batch_equals_single_searches),
+        cmocka_unit_test(test_float_probe_path),
+        cmocka_unit_test(test_background_compaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,6 +186,75 @@ static void test_png_roundtrip_and_truncated_refused(void **state)
     free(buf);
 }
 
+/* CRC-32 (ISO 3309, as PNG chunks use it). */
+static uint32_t crc32_png(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+static void put32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void test_resolution_read_from_bmp_and_png(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = make_bmp(4, 3, 8, &len);
+    abis_image img;
+    assert_int_equal(abis_image_decode(b, len, "a.bmp", &img, NULL), ABIS_OK);
+    assert_true(img.ppi == 0); /* none given */
+    abis_image_free(&img);
+    put32(b + 38, 19685); /* pixels per metre: 500 ppi */
+    assert_int_equal(abis_image_decode(b, len, "a.bmp", &img, NULL), ABIS_OK);
+    assert_true(img.ppi > 499.9 && img.ppi < 500.1);
+    abis_image_free(&img);
+    free(b);
+
+    /* A PNG with a pHYs chunk of 39,370 pixels per metre (1000 ppi) put
+     * right after IHDR. */
+    uint8_t px[4] = {1, 2, 3, 4};
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = 2;
+    im.height = 2;
+    im.format = PNG_FORMAT_GRAY;
+    png_alloc_size_t size = 0;
+    assert_true(png_image_write_to_memory(&im, NULL, &size, 0, px, 0, NULL));
+    uint8_t *buf = malloc(size + 21);
+    assert_non_null(buf);
+    assert_true(png_image_write_to_memory(&im, buf, &size, 0, px, 0, NULL));
+    size_t ihdr_end = 8 + 12 + 13;
+    memmove(buf + ihdr_end + 21, buf + ihdr_end, size - ihdr_end);
+    uint8_t *c = buf + ihdr_end;
+    put32be(c, 9);
+    memcpy(c + 4, "pHYs", 4);
+    put32be(c + 8, 39370);
+    put32be(c + 12, 39370);
+    c[16] = 1;
+    put32be(c + 17, crc32_png(c + 4, 13));
+    assert_int_equal(abis_image_decode(buf, size + 21, "a.png", &img, NULL), ABIS_OK);
+    assert_true(img.ppi > 999.9 && img.ppi < 1000.1);
+    abis_image_free(&img);
+    c[16] = 0; /* unit unknown: only an aspect ratio, no resolution */
+    put32be(c + 17, crc32_png(c + 4, 13));
+    assert_int_equal(abis_image_decode(buf, size + 21, "a.png", &img, NULL), ABIS_OK);
+    assert_true(img.ppi == 0);
+    abis_image_free(&img);
+    free(buf);
+}
+
 static void test_unknown_and_empty_refused(void **state)
 {
     (void)state;
@@ -216,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_oversized_image_refused),
         cmocka_unit_test(test_pgm_binary_and_ascii_decode),
         cmocka_unit_test(test_png_roundtrip_and_truncated_refused),
+        cmocka_unit_test(test_resolution_read_from_bmp_and_png),
         cmocka_unit_test(test_unknown_and_empty_refused),
         cmocka_unit_test(test_missing_file_is_io_error),
     };

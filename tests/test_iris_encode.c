@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "modality/iris/iris.h"
+#include "modality/iris/iris_internal.h"
 
 #define PI 3.14159265358979323846
 #define W 320
@@ -19,6 +20,8 @@ typedef struct eye {
     unsigned seed;     /* iris texture */
     double lid_top;    /* rows above are upper eyelid skin (0: none) */
     double lid_bottom; /* rows below are lower eyelid skin (0: none) */
+    double lid_curv;   /* lids bend towards the pupil by lid_curv (x - ix)^2 */
+    double lid_level;  /* eyelid skin grey level (0: 175) */
 } eye;
 
 static double rnd(unsigned *s)
@@ -59,14 +62,16 @@ static abis_image draw_eye(const eye *e)
             } else {
                 v = 190;
             }
-            if ((e->lid_top > 0 && y < e->lid_top) || (e->lid_bottom > 0 && y > e->lid_bottom))
-                v = 175;
+            double bend = e->lid_curv * (x - e->ix) * (x - e->ix);
+            if ((e->lid_top > 0 && y < e->lid_top + bend) ||
+                (e->lid_bottom > 0 && y > e->lid_bottom - bend))
+                v = e->lid_level > 0 ? e->lid_level : 175;
             img.pixels[y * W + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrint(v));
         }
     return img;
 }
 
-static const eye base_eye = {161, 139, 40, 160, 140, 105, 0, 7, 0, 0};
+static const eye base_eye = {161, 139, 40, 160, 140, 105, 0, 7, 0, 0, 0, 0};
 
 static int bit(const uint8_t *b, int i) { return (b[i / 8] >> (i % 8)) & 1; }
 
@@ -204,8 +209,8 @@ static void test_closed_eye_refused_too_little_iris(void **state)
     (void)state;
     eye e = base_eye;
     e.pr = 25; /* eyelids just clear of a small pupil leave a thin band */
-    e.lid_top = e.py - e.pr - 4;
-    e.lid_bottom = e.py + e.pr + 4;
+    e.lid_top = e.py - e.pr - 2;
+    e.lid_bottom = e.py + e.pr + 2;
     abis_image img = draw_eye(&e);
     abis_iris_code c;
     abis_iris_info info;
@@ -231,6 +236,70 @@ static void test_eyelids_are_masked(void **state)
     assert_true(info.usable_fraction < full.usable_fraction - 0.05);
 }
 
+static void segment_ok(const eye *e, iris_seg *seg)
+{
+    abis_image img = draw_eye(e);
+    abis_error err = {0};
+    if (iris_segment(&img, seg, &err) != ABIS_OK)
+        fail_msg("segmentation refused: %s", err.message);
+    abis_image_free(&img);
+}
+
+/* y of an eyelid parabola at x */
+static double lid_y(const double p[3], double ix, double x)
+{
+    double u = x - ix;
+    return p[0] * u * u + p[1] * u + p[2];
+}
+
+static void test_eyelids_found_where_drawn(void **state)
+{
+    (void)state;
+    eye e = base_eye;
+    e.lid_top = e.iy - 0.55 * e.ir;
+    e.lid_bottom = e.iy + 0.7 * e.ir;
+    iris_seg seg;
+    segment_ok(&e, &seg);
+    assert_true(seg.has_upper && seg.has_lower);
+    /* The drawn lids are straight: the curve must follow them over the
+     * iris's width, not only at its vertex. */
+    for (double u = -0.5 * e.ir; u <= 0.5 * e.ir; u += 0.25 * e.ir) {
+        assert_true(fabs(lid_y(seg.upper, seg.ix, e.ix + u) - e.lid_top) <= 3);
+        assert_true(fabs(lid_y(seg.lower, seg.ix, e.ix + u) - e.lid_bottom) <= 3);
+    }
+}
+
+static void test_open_eye_gets_no_eyelid_inside_the_iris(void **state)
+{
+    (void)state;
+    iris_seg seg;
+    segment_ok(&base_eye, &seg);
+    /* An unoccluded iris: whatever arc the eyelid search settles on lies on
+     * or outside the limbus, so it masks nothing of the iris. */
+    if (seg.has_upper)
+        assert_true(lid_y(seg.upper, seg.ix, seg.ix) <= base_eye.iy - base_eye.ir + 3);
+    if (seg.has_lower)
+        assert_true(lid_y(seg.lower, seg.ix, seg.ix) >= base_eye.iy + base_eye.ir - 3);
+}
+
+static void test_limbus_found_past_a_high_bright_lower_eyelid(void **state)
+{
+    (void)state;
+    /* A lower lid brighter than the sclera, curved a little, crossing the
+     * lower ends of the lateral arcs the limbus search starts from: its edge
+     * is stronger than the limbus's own and must not pull the circle. */
+    eye e = base_eye;
+    e.lid_bottom = e.iy + 0.45 * e.ir;
+    e.lid_curv = 0.002;
+    e.lid_level = 250;
+    iris_seg seg;
+    segment_ok(&e, &seg);
+    assert_true(hypot(seg.ix - e.ix, seg.iy - e.iy) <= 3);
+    assert_true(fabs(seg.ir - e.ir) <= 3);
+    assert_true(seg.has_lower);
+    assert_true(fabs(lid_y(seg.lower, seg.ix, e.ix) - e.lid_bottom) <= 3);
+}
+
 static void test_tiny_and_missing_images_refused(void **state)
 {
     (void)state;
@@ -254,6 +323,9 @@ int main(void)
         cmocka_unit_test(test_blank_image_refused_no_pupil),
         cmocka_unit_test(test_closed_eye_refused_too_little_iris),
         cmocka_unit_test(test_eyelids_are_masked),
+        cmocka_unit_test(test_eyelids_found_where_drawn),
+        cmocka_unit_test(test_open_eye_gets_no_eyelid_inside_the_iris),
+        cmocka_unit_test(test_limbus_found_past_a_high_bright_lower_eyelid),
         cmocka_unit_test(test_tiny_and_missing_images_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/sqlite_internal.h"
 #include "store/store.h"
 #include "testutil.h"
 
@@ -397,7 +398,9 @@ static void test_open_newer_schema_is_refused_and_changes_nothing(void **state)
     assert_status(abis_store_sqlite_open(f->dir, 0, 0, &s2, &f->err), ABIS_E_SCHEMA, &f->err);
     assert_null(s2);
     assert_message_has(&f->err, "newer OpenABIS (schema 99)");
-    assert_message_has(&f->err, "knows schema 1");
+    char knows[32];
+    snprintf(knows, sizeof knows, "knows schema %d", ABIS_STORE_SCHEMA_VERSION);
+    assert_message_has(&f->err, knows);
     assert_message_has(&f->err, "upgrade OpenABIS");
     unsigned char *after = abis_test_read_file(db, &after_len);
     assert_int_equal(before_len, after_len);
@@ -1661,6 +1664,70 @@ static void test_migrate_on_current_schema_changes_nothing(void **state)
     OK(OPS(f)->integrity_check(f->s, &f->err), f);
 }
 
+/* The rows of sqlite_schema of one file, one "type name sql" line each, sorted. */
+static char *schema_of(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT type || ' ' || name || ' ' || coalesce(sql, '')"
+                                        " FROM sqlite_schema ORDER BY type, name",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(cap, 1);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *row = (const char *)sqlite3_column_text(q, 0);
+        size_t n = strlen(row);
+        assert_true(len + n + 2 < cap);
+        memcpy(out + len, row, n);
+        len += n;
+        out[len++] = '\n';
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return out;
+}
+
+static void test_store_migrated_from_schema_1_equals_a_new_one(void **state)
+{
+    fx *f = *state;
+    /* A schema-1 store, as the first release wrote it. */
+    char *old_dir = abis_test_tmpdir("store-v1");
+    char path[4200], sql[128];
+    const char *files[] = {"abis.db", "keys.db"};
+    const sq_sql_list *steps[] = {sq_data_migrations, sq_keys_migrations};
+    const int app_ids[] = {SQ_DATA_APP_ID, SQ_KEYS_APP_ID};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", old_dir, files[i]);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
+                         SQLITE_OK);
+        for (size_t k = 0; steps[i][1][k]; k++)
+            assert_int_equal(sqlite3_exec(db, steps[i][1][k], NULL, NULL, NULL), SQLITE_OK);
+        snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = 1;",
+                 app_ids[i]);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    abis_store *old = NULL;
+    OK(abis_store_sqlite_open(old_dir, 0, 0, &old, &f->err), f);
+    OK(old->ops->migrate(old, &f->err), f);
+    OK(old->ops->integrity_check(old, &f->err), f);
+    abis_store_close(old);
+    for (int i = 0; i < 2; i++) {
+        char *fresh = path_in(f, files[i]);
+        snprintf(path, sizeof path, "%s/%s", old_dir, files[i]);
+        char *a = schema_of(fresh), *b = schema_of(path);
+        assert_string_equal(a, b);
+        assert_non_null(strstr(a, i == 0 ? "idempotency" : "keymeta"));
+        free(a), free(b), free(fresh);
+    }
+    abis_test_rmdir(old_dir);
+}
+
 static void test_compact_inside_transaction_is_internal(void **state)
 {
     fx *f = *state;
@@ -1802,6 +1869,7 @@ int main(void)
         P(test_integrity_check_passes_on_fresh_and_used_store),
         P(test_integrity_check_reports_damage),
         T(test_migrate_on_current_schema_changes_nothing),
+        T(test_store_migrated_from_schema_1_equals_a_new_one),
         T(test_compact_inside_transaction_is_internal),
         P(test_compact_empties_both_write_ahead_logs),
     };

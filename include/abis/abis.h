@@ -24,8 +24,11 @@
  * call.  Results are written into caller-owned structs, except abis_subject_view,
  * which the engine allocates and abis_subject_view_free releases.
  *
- * Threads: an engine handle may be shared between threads; calls are
- * serialised inside it.
+ * Threads: an engine handle may be shared between threads.  Reads (verify,
+ * identify, the subject view, lists) run concurrently with each other and
+ * with writes; calls that write are serialised.  The audit entries of reads
+ * and refusals are made durable by group commit: many calls share one
+ * fsync, and none returns before its entry is on disk.
  */
 #ifndef ABIS_ABIS_H
 #define ABIS_ABIS_H
@@ -167,9 +170,11 @@ abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr,
 
 /* One template or probe as it enters libabis.  For a vector modality set
  * `vector` and `dim`; it is validated (size, finite values, non-zero norm) and
- * L2-normalised where it enters.  For an image modality (iris) set `capture`:
- * the image file's bytes (BMP, PNG, TIFF, JPEG, PGM, or an ISO/IEC 19794-6
- * record), which is turned into a template there and then discarded. */
+ * L2-normalised where it enters.  For an image modality (iris, finger) set
+ * `capture`: the image file's bytes (BMP, PNG, TIFF, JPEG, PGM, or a standard
+ * record: ISO/IEC 19794-6 for iris, ISO/IEC 19794-2 or ANSI INCITS 378
+ * minutiae for fingers), which is turned into a template there and then
+ * discarded. */
 typedef struct abis_template_input {
     const char *modality; /* a declared modality name */
     int position;         /* finger 1-10, eye 1 right / 2 left; 0: not applicable */
@@ -178,6 +183,8 @@ typedef struct abis_template_input {
     const void *capture; /* image modalities: the capture's bytes */
     size_t capture_size;
     double quality; /* 0..100, or negative when unknown (captures: computed) */
+    double ppi;     /* captures: the image's resolution in pixels per inch; 0: the
+                     * file's, else 500 (fingerprints are rescaled to 500 ppi) */
 } abis_template_input;
 
 /* ---- operations ---------------------------------------------------------- */
@@ -339,6 +346,19 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
                               abis_subject_view **view, abis_error *err);
 void abis_subject_view_free(abis_subject_view *view);
 
+/* ---- in-memory galleries --------------------------------------------------- */
+
+typedef struct abis_gallery_info {
+    char segment[ABIS_NAME_MAX + 1];
+    char modality[ABIS_NAME_MAX + 1];
+    uint64_t templates; /* live templates held in memory */
+} abis_gallery_info;
+
+typedef int (*abis_gallery_cb)(const abis_gallery_info *info, void *ctx);
+/* The in-memory galleries built so far (a segment's gallery of a modality is
+ * built from the store on its first search), with their sizes. */
+abis_status abis_gallery_list(abis_engine *e, abis_gallery_cb cb, void *ctx, abis_error *err);
+
 /* ---- audit ---------------------------------------------------------------- */
 
 typedef struct abis_audit_report {
@@ -357,6 +377,9 @@ abis_status abis_audit_verify(abis_engine *e, abis_audit_report *report, abis_er
 abis_status abis_audit_export(abis_engine *e, FILE *out, abis_error *err);
 /* The Ed25519 public key that signs checkpoints, as 64 hex digits. */
 abis_status abis_audit_public_key(abis_engine *e, char out[65], abis_error *err);
+/* The group commit of audit entries so far: transactions committed and the
+ * entries in them (entries / batches: how many requests shared an fsync). */
+void abis_audit_stats(abis_engine *e, uint64_t *batches, uint64_t *entries);
 
 #ifdef __cplusplus
 }

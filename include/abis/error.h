@@ -16,20 +16,24 @@ extern "C" {
 
 typedef enum abis_status {
     ABIS_OK = 0,
-    ABIS_E_INVALID,    /* bad input: malformed, wrong size, NaN, unknown name */
-    ABIS_E_NOT_FOUND,  /* no such subject, segment, purpose, modality, template */
-    ABIS_E_EXISTS,     /* a name or external reference already taken */
-    ABIS_E_DUPLICATE,  /* enrolment refused: the person is already enrolled */
-    ABIS_E_NO_CONSENT, /* refused: no consent for a consent-based purpose */
-    ABIS_E_LOCKED,     /* refused: the subject has locked this modality */
-    ABIS_E_CRYPTO,     /* wrong master key, authentication failure, corrupt ciphertext */
-    ABIS_E_IO,         /* file system: open, read, write, fsync, full disk */
-    ABIS_E_STORE,      /* the store failed (SQLite error, corrupt database) */
-    ABIS_E_SCHEMA,     /* store schema newer than this binary knows */
-    ABIS_E_NOMEM,      /* out of memory */
-    ABIS_E_TAMPER,     /* audit chain broken or checkpoint signature invalid */
-    ABIS_E_BUSY,       /* the store is locked by another writer for too long */
-    ABIS_E_INTERNAL    /* a bug: an invariant did not hold */
+    ABIS_E_INVALID,         /* bad input: malformed, wrong size, NaN, unknown name */
+    ABIS_E_NOT_FOUND,       /* no such subject, segment, purpose, modality, template */
+    ABIS_E_EXISTS,          /* a name or external reference already taken */
+    ABIS_E_DUPLICATE,       /* enrolment refused: the person is already enrolled */
+    ABIS_E_NO_CONSENT,      /* refused: no consent for a consent-based purpose */
+    ABIS_E_LOCKED,          /* refused: the subject has locked this modality */
+    ABIS_E_CRYPTO,          /* wrong master key, authentication failure, corrupt ciphertext */
+    ABIS_E_IO,              /* file system: open, read, write, fsync, full disk */
+    ABIS_E_STORE,           /* the store failed (SQLite error, corrupt database) */
+    ABIS_E_SCHEMA,          /* store schema newer than this binary knows */
+    ABIS_E_NOMEM,           /* out of memory */
+    ABIS_E_TAMPER,          /* audit chain broken or checkpoint signature invalid */
+    ABIS_E_BUSY,            /* the store is locked by another writer for too long */
+    ABIS_E_INTERNAL,        /* a bug: an invariant did not hold */
+    ABIS_E_UNAUTHENTICATED, /* a client's API key is unknown, revoked or malformed */
+    ABIS_E_FORBIDDEN,       /* a client asked for a segment, purpose, operation or right
+                             * it was not granted */
+    ABIS_E_CONFLICT         /* an Idempotency-Key reused for a different request */
 } abis_status;
 
 #define ABIS_ERROR_MESSAGE_MAX 512

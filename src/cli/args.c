@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "abis/face.h"
+#include "modality/finger/finger.h"
 #include "template/vector.h"
 #include "util/file.h"
 
@@ -374,7 +375,7 @@ void cli_templates_free(cli_templates *t)
 }
 
 /* The name of the one declared modality of kind `kind` (for --iris-image,
- * --face-photo). */
+ * --finger-image, --face-photo). */
 typedef struct kind_find {
     const char *kind;
     char name[ABIS_NAME_MAX + 1];
@@ -409,6 +410,7 @@ static const struct {
     const char *opt, *kind, *example;
 } capture_opts[CLI_CAPTURE_KINDS] = {
     {"iris-image", "iriscode", "abis modality add iris --kind iriscode"},
+    {"finger-image", "minutiae", "abis modality add finger --kind minutiae"},
     {"face-photo", "face", "abis modality add face --kind face"},
 };
 
@@ -459,6 +461,51 @@ int cli_face_configure(const cli_ctx *ctx, const cli_args *a)
     return 0;
 }
 
+/* One value of a template option, before it is read: where it came from. */
+typedef struct tmpl_src {
+    const char *opt;   /* the option it was given with */
+    const char *value; /* its value */
+    int capture;       /* 1: an image or record file for `modality` */
+    const char *modality;
+} tmpl_src;
+
+/* Give a capture input its own copy of the file's bytes. */
+static int set_capture(cli_templates *t, size_t i, const unsigned char *buf, size_t len)
+{
+    t->captures[i] = malloc(len ? len : 1);
+    if (!t->captures[i])
+        return -1;
+    memcpy(t->captures[i], buf, len);
+    t->in[i].capture = t->captures[i];
+    t->in[i].capture_size = len;
+    return 0;
+}
+
+/* Grow t's arrays to hold `n` inputs (zeroed). */
+static int templates_reserve(cli_templates *t, size_t n)
+{
+    abis_template_input *in = realloc(t->in, n * sizeof *in);
+    if (in)
+        t->in = in;
+    float **v = in ? realloc(t->vectors, n * sizeof *v) : NULL;
+    if (v)
+        t->vectors = v;
+    unsigned char **c = v ? realloc(t->captures, n * sizeof *c) : NULL;
+    if (c)
+        t->captures = c;
+    char **s = c ? realloc(t->specs, n * sizeof *s) : NULL;
+    if (!s)
+        return -1;
+    t->specs = s;
+    for (size_t i = t->n; i < n; i++) {
+        memset(&t->in[i], 0, sizeof t->in[i]);
+        t->vectors[i] = NULL;
+        t->captures[i] = NULL;
+        t->specs[i] = NULL;
+    }
+    return 0;
+}
+
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t)
 {
     memset(t, 0, sizeof *t);
@@ -470,78 +517,129 @@ int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, c
         n += n_cap[c];
     }
     if (n == 0) {
-        cli_usage_error(ctx, "'abis %s' needs --%s MODALITY=FILE, --iris-image FILE or "
-                             "--face-photo FILE",
+        cli_usage_error(ctx,
+                        "'abis %s' needs --%s MODALITY=FILE, --iris-image FILE, --finger-image "
+                        "FILE or --face-photo FILE",
                         ctx->cmd->name, opt);
+        return -1;
+    }
+    double ppi = 0;
+    const char *ppi_s = cli_arg_get(a, "ppi");
+    if (ppi_s && (cli_parse_double(ctx, ppi_s, "--ppi", &ppi) != 0 || ppi <= 0)) {
+        if (ppi <= 0)
+            cli_usage_error(ctx, "--ppi: '%s' is not a positive resolution", ppi_s);
         return -1;
     }
     for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++)
         if (n_cap[c] && capture_modality(ctx, t, c) != 0)
             return -1;
-    t->in = calloc(n, sizeof *t->in);
-    t->vectors = calloc(n, sizeof *t->vectors);
-    t->captures = calloc(n, sizeof *t->captures);
-    t->specs = calloc(n, sizeof *t->specs);
-    if (!t->in || !t->vectors || !t->captures || !t->specs) {
+    tmpl_src *src = calloc(n, sizeof *src);
+    if (!src || templates_reserve(t, n) != 0) {
+        free(src);
         cli_templates_free(t);
         cli_failf(ctx, "nomem", "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        /* values i < n_vec are --OPT; then each capture option's in turn */
-        int cap = -1;
-        size_t nth = i;
-        if (i >= n_vec) {
-            nth = i - n_vec;
-            cap = 0;
-            while (nth >= n_cap[cap])
-                nth -= n_cap[cap++];
-        }
-        t->n = i + 1;
-        const char *value = cap >= 0 ? cli_arg_nth(a, capture_opts[cap].opt, nth)
-                                     : cli_arg_nth(a, opt, nth);
-        /* A capture option's FILE[@POSITION] is read as MODALITY=FILE[@POSITION]
-         * of its kind's modality. */
-        size_t need = strlen(value) + (cap >= 0 ? strlen(t->capture_modality[cap]) + 2 : 1);
-        t->specs[i] = malloc(need);
-        if (!t->specs[i]) {
-            cli_templates_free(t);
+    size_t ns = 0; /* the --OPT values first, then each capture option's in turn */
+    for (size_t j = 0; j < n_vec; j++)
+        src[ns++] = (tmpl_src){opt, cli_arg_nth(a, opt, j), 0, NULL};
+    for (size_t c = 0; c < CLI_CAPTURE_KINDS; c++)
+        for (size_t j = 0; j < n_cap[c]; j++)
+            src[ns++] = (tmpl_src){capture_opts[c].opt, cli_arg_nth(a, capture_opts[c].opt, j),
+                                   1, t->capture_modality[c]};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t at = t->n;
+        if (templates_reserve(t, at + 1) != 0) {
             cli_failf(ctx, "nomem", "out of memory");
-            return -1;
+            rc = -1;
+            break;
         }
-        if (cap >= 0)
-            snprintf(t->specs[i], need, "%s=%s", t->capture_modality[cap], value);
+        t->n = at + 1;
+        /* An image option's FILE[@POSITION] is read as MODALITY=FILE[@POSITION]. */
+        size_t need = strlen(src[i].value) + (src[i].modality ? strlen(src[i].modality) + 2 : 1);
+        t->specs[at] = malloc(need);
+        if (!t->specs[at]) {
+            cli_failf(ctx, "nomem", "out of memory");
+            rc = -1;
+            break;
+        }
+        if (src[i].modality)
+            snprintf(t->specs[at], need, "%s=%s", src[i].modality, src[i].value);
         else
-            snprintf(t->specs[i], need, "%s", value);
+            snprintf(t->specs[at], need, "%s", src[i].value);
         const char *file;
         int position;
-        if (split_template_spec(ctx, cap >= 0 ? capture_opts[cap].opt : opt, t->specs[i], &file,
-                                &position) != 0) {
-            cli_templates_free(t);
-            return -1;
+        if (split_template_spec(ctx, src[i].opt, t->specs[at], &file, &position) != 0) {
+            rc = -1;
+            break;
         }
-        t->in[i].modality = t->specs[i];
-        t->in[i].position = position;
-        t->in[i].quality = -1.0;
+        const char *at_sign = strrchr(src[i].value, '@');
+        if (strcmp(src[i].opt, "finger-image") == 0 && position &&
+            !(at_sign[1] >= '0' && at_sign[1] <= '9')) {
+            cli_usage_error(ctx, "--finger-image %s: a finger position is a number 1-10",
+                            src[i].value);
+            rc = -1;
+            break;
+        }
+        t->in[at].modality = t->specs[at];
+        t->in[at].position = position;
+        t->in[at].quality = -1.0;
         abis_error err = {0};
-        if (cap >= 0) {
-            t->captures[i] = read_capture(ctx, file, &t->in[i].capture_size);
-            if (!t->captures[i]) {
-                cli_templates_free(t);
-                return -1;
+        if (!src[i].capture) {
+            size_t dim = 0;
+            if (abis_vector_read_file(file, &t->vectors[at], &dim, &err) != ABIS_OK) {
+                t->vectors[at] = NULL;
+                cli_fail(ctx, &err);
+                rc = -1;
+                break;
             }
-            t->in[i].capture = t->captures[i];
+            t->in[at].vector = t->vectors[at];
+            t->in[at].dim = dim;
             continue;
         }
-        size_t dim = 0;
-        if (abis_vector_read_file(file, &t->vectors[i], &dim, &err) != ABIS_OK) {
-            t->vectors[i] = NULL;
-            cli_templates_free(t);
-            cli_fail(ctx, &err);
-            return -1;
+        size_t len;
+        unsigned char *buf = read_capture(ctx, file, &len);
+        if (!buf) {
+            rc = -1;
+            break;
         }
-        t->in[i].vector = t->vectors[i];
-        t->in[i].dim = dim;
+        t->in[at].ppi = ppi;
+        /* A minutiae record of several fingers, given without a position,
+         * is one input per finger view. */
+        int views[ABIS_FINGER_RECORD_MAX_VIEWS], nv = 0;
+        if (src[i].capture && strcmp(src[i].opt, "finger-image") == 0 && position == 0 &&
+            abis_finger_record_detect(buf, len) != ABIS_FINGER_RECORD_NONE &&
+            abis_finger_record_views(buf, len, views, &nv, &err) == ABIS_OK && nv > 1) {
+            if (templates_reserve(t, at + (size_t)nv) != 0) {
+                abis_wipe_free(buf, len);
+                cli_failf(ctx, "nomem", "out of memory");
+                rc = -1;
+                break;
+            }
+            for (int v = 0; v < nv && rc == 0; v++) {
+                size_t e = at + (size_t)v;
+                if (v > 0) {
+                    t->n = e + 1;
+                    t->specs[e] = strdup(t->specs[at]);
+                    t->in[e] = t->in[at];
+                    t->in[e].modality = t->specs[e];
+                }
+                t->in[e].position = views[v];
+                if (!t->specs[e] || set_capture(t, e, buf, len) != 0) {
+                    cli_failf(ctx, "nomem", "out of memory");
+                    rc = -1;
+                }
+            }
+            abis_wipe_free(buf, len);
+            continue;
+        }
+        t->captures[at] = buf;
+        t->in[at].capture = buf;
+        t->in[at].capture_size = len;
     }
-    return 0;
+    free(src);
+    if (rc != 0)
+        cli_templates_free(t);
+    return rc;
 }

@@ -126,6 +126,16 @@ int cli_cmd_unlock(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_delete(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_subject_show(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_subject_find(cli_ctx *ctx, const cli_args *a);
+/* The shape every list command shares: a header line (or a JSON array under
+ * `key`), one row per item from `run` (which gets the JSON array, or NULL for
+ * text), errors as usual (cmd_registry.c). */
+typedef abis_status (*cli_list_runner)(abis_engine *e, void *arr, abis_error *err);
+int cli_list_command(cli_ctx *ctx, const char *key, const char *header, cli_list_runner run);
+/* cmd_client.c */
+int cli_cmd_client_add(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_client_list(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_client_revoke(cli_ctx *ctx, const cli_args *a);
+int cli_cmd_client_rotate(cli_ctx *ctx, const cli_args *a);
 /* cmd_audit.c */
 int cli_cmd_audit_verify(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_audit_export(cli_ctx *ctx, const cli_args *a);
@@ -135,6 +145,8 @@ int cli_cmd_import(cli_ctx *ctx, const cli_args *a);
 /* cmd_eval.c */
 int cli_cmd_eval(cli_ctx *ctx, const cli_args *a);
 int cli_cmd_calibrate(cli_ctx *ctx, const cli_args *a);
+/* cmd_finger.c */
+int cli_cmd_finger_extract(cli_ctx *ctx, const cli_args *a);
 
 /* ---- output (output.c) ---------------------------------------------------- */
 
@@ -189,20 +201,24 @@ int cli_parse_position(const char *s);
 int cli_resolve_subject(const cli_ctx *ctx, const char *arg, abis_id *id);
 
 /* The templates of every --template MODALITY=FILE[@POSITION], read from
- * their files, and every capture (--iris-image FILE[@EYE], --face-photo
- * FILE) of the one modality of its kind: `in` is ready for an engine call. */
-#define CLI_CAPTURE_KINDS 2
+ * their files, and every capture (--iris-image FILE[@EYE], --finger-image
+ * FILE[@FINGER], --face-photo FILE) of the one modality of its kind: `in` is ready for an engine call. */
+#define CLI_CAPTURE_KINDS 3
 typedef struct cli_templates {
     abis_template_input *in;
     float **vectors;          /* in[i].vector, owned here */
-    unsigned char **captures; /* in[i].capture (--iris-image, --face-photo), owned here */
+    unsigned char **captures; /* in[i].capture (--iris-image, --finger-image,
+                               * --face-photo), owned here */
     char **specs;             /* copies of the option values that in[i].modality points into */
-    /* the declared modality of each capture option's kind (iriscode, face) */
+    /* the declared modality of each capture option's kind (iriscode, minutiae, face) */
     char capture_modality[CLI_CAPTURE_KINDS][ABIS_NAME_MAX + 1];
     size_t n;
 } cli_templates;
 
-/* Parse and read every value of option `opt` into *t (zeroed first).  Returns
+/* Parse and read every value of option `opt`, --iris-image, --finger-image,
+ * --face-photo * (and --ppi, the resolution of the finger images) into *t (zeroed first); a
+ * minutiae record of several fingers given without a position becomes one
+ * input per finger.  Returns
  * 0, or reports the error and returns -1 (nothing to free then).  Release
  * with cli_templates_free. */
 int cli_templates_load(const cli_ctx *ctx, const cli_args *a, const char *opt, cli_templates *t);

@@ -513,6 +513,7 @@ static void print_system(const system_t *s, uint64_t attempted, uint64_t fte, ui
             snprintf(label, sizeof label, "FNMR at FMR %g", abis_eval_fmr_targets[i]);
             print_rate(label, &m->fnmr_at_fmr[i]);
         }
+        print_rate("FNMR at zero FMR", &m->fnmr_at_zero_fmr);
         printf("  %-22s %.3f\n", "d'", m->d_prime);
         printf("  %-22s %.4f / %.4f\n", "FTE / FTA rate", m->fte_rate, m->fta_rate);
     }

@@ -6,7 +6,8 @@
  *    "templates": [{"modality": "face", "vector": [...], "position": 0}],
  *    "consents": ["bank.remote-id"]}
  * ("ref", "consents", "position", "quality" optional; "vector_b64", base64 of
- * little-endian float32, instead of "vector").  Each line is one
+ * little-endian float32, or "image_b64", a capture, instead of "vector"; the
+ * template object is read by template/input_json.c, as in abisd).  Each line is one
  * abis_subject_enroll call, so each person is enrolled fully or not at all.
  *
  * The input is streamed: one line is held in memory at a time (up to
@@ -18,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "template/input_json.h"
 #include "template/vector.h"
 #include "util/progress.h"
 
@@ -138,56 +139,6 @@ static uint64_t count_lines(const char *path)
     return n + (last != '\n');
 }
 
-/* ---- base64 (RFC 4648, standard alphabet, padding optional) --------------- */
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decode `len` characters into a malloc'd *out of *out_len bytes.  Returns 0,
- * -1 when the text is not base64, -2 when out of memory. */
-static int b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
-{
-    while (len > 0 && s[len - 1] == '=')
-        len--;
-    if (len % 4 == 1)
-        return -1;
-    unsigned char *buf = malloc(len / 4 * 3 + 3);
-    if (!buf)
-        return -2;
-    size_t n = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0) {
-            free(buf);
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
-
 /* ---- one line: a person ----------------------------------------------------- */
 
 /* Why a line was rejected: a machine code and a reason for a person. */
@@ -215,7 +166,7 @@ typedef struct person {
     const char *segment;
     const char *ref;
     abis_template_input tmpl[IMPORT_TEMPLATES_MAX];
-    float *vectors[IMPORT_TEMPLATES_MAX]; /* owned */
+    abis_json_template parsed[IMPORT_TEMPLATES_MAX]; /* owns what tmpl points to */
     size_t n_templates;
     const char *consents[IMPORT_CONSENTS_MAX];
     size_t n_consents;
@@ -224,133 +175,24 @@ typedef struct person {
 static void person_free(person *p)
 {
     for (size_t i = 0; i < p->n_templates; i++)
-        abis_wipe_free(p->vectors[i], p->tmpl[i].dim * sizeof(float));
+        abis_json_template_free(&p->parsed[i]);
     p->n_templates = 0;
 }
 
-/* "vector": [numbers] -> a malloc'd float array. */
-static int vector_from_json(json_t *arr, size_t ti, float **out, size_t *n, reject *r)
-{
-    size_t len = json_array_size(arr);
-    if (len == 0)
-        return rejectf(r, "bad_vector", "templates[%zu].vector is empty", ti);
-    float *v = malloc(len * sizeof *v);
-    if (!v)
-        return rejectf(r, "nomem", "out of memory for templates[%zu].vector", ti);
-    for (size_t i = 0; i < len; i++) {
-        json_t *x = json_array_get(arr, i);
-        if (!json_is_number(x)) {
-            free(v);
-            return rejectf(r, "bad_vector", "templates[%zu].vector[%zu] is not a number", ti, i);
-        }
-        double d = json_number_value(x);
-        if (!isfinite(d) || fabs(d) > FLT_MAX) {
-            free(v);
-            return rejectf(r, "bad_vector", "templates[%zu].vector[%zu] is out of float32 range",
-                           ti, i);
-        }
-        v[i] = (float)d;
-    }
-    *out = v;
-    *n = len;
-    return 0;
-}
-
-/* "vector_b64": base64 of little-endian float32 -> a malloc'd float array. */
-static int vector_from_b64(json_t *str, size_t ti, float **out, size_t *n, reject *r)
-{
-    unsigned char *bytes;
-    size_t len;
-    int rc = b64_decode(json_string_value(str), json_string_length(str), &bytes, &len);
-    if (rc == -2)
-        return rejectf(r, "nomem", "out of memory for templates[%zu].vector_b64", ti);
-    if (rc != 0)
-        return rejectf(r, "bad_vector", "templates[%zu].vector_b64 is not base64", ti);
-    abis_error err = {0};
-    abis_status st = abis_vector_parse_raw(bytes, len, out, n, &err);
-    free(bytes);
-    if (st != ABIS_OK)
-        return rejectf(r, "bad_vector", "templates[%zu].vector_b64: %s", ti, err.message);
-    if (*n == 0) {
-        free(*out);
-        return rejectf(r, "bad_vector", "templates[%zu].vector_b64 is empty", ti);
-    }
-    return 0;
-}
-
+/* templates[ti] of a line (shared with abisd: template/input_json.c). */
 static int parse_template(json_t *t, size_t ti, person *p, reject *r)
 {
-    if (!json_is_object(t))
-        return rejectf(r, "wrong_type", "templates[%zu] is not an object", ti);
-    const char *key;
-    json_t *val;
-    json_object_foreach(t, key, val)
-    {
-        if (strcmp(key, "modality") && strcmp(key, "vector") && strcmp(key, "vector_b64") &&
-            strcmp(key, "position") && strcmp(key, "quality"))
-            return rejectf(r, "unknown_field", "templates[%zu] has an unknown field '%s'", ti, key);
-    }
-    abis_template_input *in = &p->tmpl[ti];
-    memset(in, 0, sizeof *in);
-    in->quality = -1.0;
-
-    json_t *m = json_object_get(t, "modality");
-    if (!m)
-        return rejectf(r, "missing_field", "templates[%zu] has no \"modality\"", ti);
-    if (!json_is_string(m))
-        return rejectf(r, "wrong_type", "templates[%zu].modality is not a string", ti);
-    in->modality = json_string_value(m);
-
-    json_t *pos = json_object_get(t, "position");
-    if (pos && !json_is_null(pos)) {
-        if (json_is_integer(pos)) {
-            json_int_t v = json_integer_value(pos);
-            if (v < 0 || v > 10)
-                return rejectf(r, "invalid", "templates[%zu].position %lld is not 0-10", ti,
-                               (long long)v);
-            in->position = (int)v;
-        } else if (json_is_string(pos)) {
-            int v = cli_parse_position(json_string_value(pos));
-            if (v < 0)
-                return rejectf(r, "invalid",
-                               "templates[%zu].position '%s' is not 0-10, 'left' or 'right'", ti,
-                               json_string_value(pos));
-            in->position = v;
-        } else {
-            return rejectf(r, "wrong_type", "templates[%zu].position is not a number", ti);
-        }
-    }
-
-    json_t *q = json_object_get(t, "quality");
-    if (q && !json_is_null(q)) {
-        if (!json_is_number(q))
-            return rejectf(r, "wrong_type", "templates[%zu].quality is not a number", ti);
-        in->quality = json_number_value(q);
-    }
-
-    json_t *vec = json_object_get(t, "vector"), *b64 = json_object_get(t, "vector_b64");
-    if (vec && b64)
-        return rejectf(r, "invalid", "templates[%zu] has both \"vector\" and \"vector_b64\"", ti);
-    float *v = NULL;
-    size_t n = 0;
-    if (vec) {
-        if (!json_is_array(vec))
-            return rejectf(r, "wrong_type", "templates[%zu].vector is not an array", ti);
-        if (vector_from_json(vec, ti, &v, &n, r) != 0)
-            return -1;
-    } else if (b64) {
-        if (!json_is_string(b64))
-            return rejectf(r, "wrong_type", "templates[%zu].vector_b64 is not a string", ti);
-        if (vector_from_b64(b64, ti, &v, &n, r) != 0)
-            return -1;
-    } else {
-        return rejectf(r, "missing_field", "templates[%zu] has no \"vector\" or \"vector_b64\"",
-                       ti);
-    }
-    p->vectors[ti] = v;
+    char what[32];
+    snprintf(what, sizeof what, "templates[%zu]", ti);
+    const char *code = "invalid";
+    abis_error err = {0};
+    abis_status st = abis_json_template_parse(t, what, &p->parsed[ti], &code, &err);
     p->n_templates = ti + 1;
-    in->vector = v;
-    in->dim = n;
+    if (st == ABIS_E_NOMEM)
+        return rejectf(r, "nomem", "%s", err.message);
+    if (st != ABIS_OK)
+        return rejectf(r, code, "%s", err.message);
+    p->tmpl[ti] = p->parsed[ti].in;
     return 0;
 }
 

@@ -79,11 +79,7 @@ int cli_cmd_segment_add(cli_ctx *ctx, const cli_args *a)
     return CLI_EXIT_OK;
 }
 
-/* The shape every list command shares: a header line (or a JSON array under
- * `key`), one row per item from `run`, errors as usual. */
-typedef abis_status (*list_runner)(abis_engine *e, void *arr, abis_error *err);
-
-static int list_command(cli_ctx *ctx, const char *key, const char *header, list_runner run)
+int cli_list_command(cli_ctx *ctx, const char *key, const char *header, cli_list_runner run)
 {
     abis_error err = {0};
     json_t *arr = ctx->json ? json_array() : NULL;
@@ -123,7 +119,7 @@ int cli_cmd_segment_list(cli_ctx *ctx, const cli_args *a)
     (void)a;
     char header[128];
     snprintf(header, sizeof header, "%-24s %10s  %s\n", "SEGMENT", "SUBJECTS", "CREATED");
-    return list_command(ctx, "segments", header, run_segment_list);
+    return cli_list_command(ctx, "segments", header, run_segment_list);
 }
 
 /* ---- purposes ---------------------------------------------------------------- */
@@ -194,7 +190,7 @@ int cli_cmd_purpose_list(cli_ctx *ctx, const cli_args *a)
     char header[128];
     snprintf(header, sizeof header, "%-24s %-10s %-9s %s\n", "PURPOSE", "BASIS", "FMR",
              "[LEGAL REF] DESCRIPTION");
-    return list_command(ctx, "purposes", header, run_purpose_list);
+    return cli_list_command(ctx, "purposes", header, run_purpose_list);
 }
 
 /* ---- modalities -------------------------------------------------------------- */
@@ -250,7 +246,7 @@ int cli_cmd_modality_list(cli_ctx *ctx, const cli_args *a)
     char header[128];
     snprintf(header, sizeof header, "%-16s %-8s %6s  %s\n", "MODALITY", "KIND", "DIM",
              "CALIBRATION");
-    return list_command(ctx, "modalities", header, run_modality_list);
+    return cli_list_command(ctx, "modalities", header, run_modality_list);
 }
 
 int cli_cmd_modality_calibrate(cli_ctx *ctx, const cli_args *a)

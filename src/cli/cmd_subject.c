@@ -91,6 +91,11 @@ int cli_cmd_template_add(cli_ctx *ctx, const cli_args *a)
     cli_templates t;
     if (cli_templates_load(ctx, a, "template", &t) != 0)
         return CLI_EXIT_ERROR;
+    if (t.n != 1) {
+        cli_templates_free(&t);
+        return cli_usage_error(ctx, "'abis template add' adds one template (a record of several "
+                                    "fingers needs @POSITION)");
+    }
     abis_id tid;
     memset(&tid, 0, sizeof tid);
     abis_error err = {0};

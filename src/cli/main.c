@@ -29,19 +29,21 @@ static const cli_optspec dedup_opts[] = {{"fmr", 0, 1, 0}, {NULL, 0, 0, 0}};
 #define FACE_OPTS {"face-photo", 0, 1, 1}, {"face-models", 0, 1, 0}, {"face-option", 0, 1, 1}
 static const cli_optspec enroll_opts[] = {
     {"segment", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"consent", 0, 1, 1},
-    {"ref", 0, 1, 0},
+    {"ref", 0, 1, 0},       {"finger-image", 0, 1, 1}, {"ppi", 0, 1, 0},
     {"channel", 0, 1, 0}, {"force", 0, 0, 0},    FACE_OPTS, {NULL, 0, 0, 0},
 };
 static const cli_optspec template_add_opts[] = {
     {"template", 0, 1, 0}, {"iris-image", 0, 1, 0}, {"replace", 0, 0, 0}, {"force", 0, 0, 0},
+    {"finger-image", 0, 1, 0}, {"ppi", 0, 1, 0},
     {"face-photo", 0, 1, 0}, {"face-models", 0, 1, 0}, {"face-option", 0, 1, 1},
     {NULL, 0, 0, 0}};
 static const cli_optspec verify_opts[] = {
     {"purpose", 0, 1, 0}, {"template", 0, 1, 1}, {"iris-image", 0, 1, 1}, {"scores", 0, 0, 0},
-    FACE_OPTS, {NULL, 0, 0, 0}};
+    {"finger-image", 0, 1, 1}, {"ppi", 0, 1, 0}, FACE_OPTS, {NULL, 0, 0, 0}};
 static const cli_optspec identify_opts[] = {
     {"segment", 0, 1, 0}, {"purpose", 0, 1, 0}, {"template", 0, 1, 1},
-    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, FACE_OPTS, {NULL, 0, 0, 0},
+    {"iris-image", 0, 1, 1}, {"k", 'k', 1, 0}, {"scores", 0, 0, 0}, {"finger-image", 0, 1, 1},
+    {"ppi", 0, 1, 0},       FACE_OPTS, {NULL, 0, 0, 0},
 };
 static const cli_optspec channel_opts[] = {{"channel", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec lock_opts[] = {{"modality", 0, 1, 0}, {NULL, 0, 0, 0}};
@@ -49,6 +51,10 @@ static const cli_optspec find_opts[] = {{"segment", 0, 1, 0}, {"ref", 0, 1, 0}, 
 static const cli_optspec export_opts[] = {{"output", 'o', 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec import_opts[] = {
     {"force", 0, 0, 0}, {"rejects", 0, 1, 0}, {"ids", 0, 1, 0}, {NULL, 0, 0, 0}};
+static const cli_optspec client_add_opts[] = {
+    {"segments", 0, 1, 1}, {"purposes", 0, 1, 1}, {"operations", 0, 1, 0}, {"rights", 0, 1, 0},
+    {"rate", 0, 1, 0},     {"cert", 0, 1, 0},     {"cert-sha256", 0, 1, 0}, {NULL, 0, 0, 0},
+};
 static const cli_optspec eval_opts[] = {
     {"set", 0, 1, 1},       {"layout", 0, 1, 0},        {"pairs", 0, 1, 0},
     {"protocol", 0, 1, 0},  {"modality", 0, 1, 0},      {"kind", 0, 1, 0},
@@ -58,6 +64,8 @@ static const cli_optspec eval_opts[] = {
     {"seed", 0, 1, 0},      {"holdout", 0, 1, 0},       {"face-models", 0, 1, 0},
     {"face-option", 0, 1, 1}, {NULL, 0, 0, 0},
 };
+static const cli_optspec finger_extract_opts[] = {
+    {"format", 0, 1, 0}, {"output", 'o', 1, 0}, {"ppi", 0, 1, 0}, {NULL, 0, 0, 0}};
 static const cli_optspec calibrate_set_opts[] = {
     {"set", 0, 1, 0},       {"layout", 0, 1, 0},  {"pairs", 0, 1, 0},         {"protocol", 0, 1, 0},
     {"modality", 0, 1, 0},  {"holdout", 0, 1, 0}, {"gallery-size", 0, 1, 0},  {"seed", 0, 1, 0},
@@ -77,7 +85,13 @@ static const cli_optspec calibrate_set_opts[] = {
     "content.  POSITION is 1-10 (fingers), 'right' (1) or 'left' (2) (eyes); leave it\n"           \
     "out when it does not apply.  --iris-image FILE[@left|@right] (repeatable) gives an\n"         \
     "eye image (BMP, PNG, TIFF, JPEG, PGM or an ISO/IEC 19794-6 record) for the\n"                 \
-    "modality of kind iriscode.\n"                                                                 \
+    "modality of kind iriscode.  --finger-image FILE[@POSITION] (repeatable; POSITION\n"          \
+    "1-10 as ISO/IEC 19794-2 numbers fingers: 1 right thumb ... 6 left thumb ... 10 left\n"     \
+    "little) gives a fingerprint image (TIFF, PNG, BMP, PGM, JPEG; 8-bit grey) or an\n"         \
+    "ISO/IEC 19794-2:2005 / ANSI INCITS 378-2004 minutiae record for the modality of\n"          \
+    "kind minutiae; a record of several fingers without @POSITION gives them all.\n"           \
+    "Images are rescaled to 500 ppi from the resolution in the file, or --ppi N, or\n"         \
+    "else 500.\n"                                                                               \
     "--face-photo FILE (repeatable) gives a face photo (JPEG, PNG, BMP, TIFF, PGM) for\n"          \
     "the modality of kind face: the template is made from it in memory and the photo\n"           \
     "discarded.  --face-models DIR: face-api's model/ folder (default: $ABIS_FACE_MODELS\n"       \
@@ -125,13 +139,16 @@ const cli_command cli_commands[] = {
      purpose_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_purpose_add},
     {"purpose list", "", "list the purposes", "", no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_purpose_list},
 
-    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode | NAME --kind face",
+    {"modality add", "NAME --kind vector --dim N | NAME --kind iriscode | NAME --kind minutiae | NAME --kind face",
      "declare a modality (face, voice, iris, ...)",
      "Options:\n"
      "  --kind vector     templates are N float32 values compared by cosine similarity\n"
      "  --dim N           the number of values of every template of this modality\n"
      "  --kind iriscode   templates are 2048-bit iris codes made from eye images\n"
      "                    (given with --iris-image); no --dim\n"
+     "  --kind minutiae   templates are fingerprint minutiae made from fingerprint\n"
+     "                    images or standard minutiae records (given with\n"
+     "                    --finger-image); no --dim\n"
      "  --kind face       templates are 128-value face descriptors made from photos\n"
      "                    (given with --face-photo), compared by Euclidean distance\n"
      "                    (score = 1 - distance); no --dim\n"
@@ -139,6 +156,7 @@ const cli_command cli_commands[] = {
      "Examples:\n"
      "  abis modality add face --kind vector --dim 512\n"
      "  abis modality add iris --kind iriscode\n"
+     "  abis modality add finger --kind minutiae\n"
      "  abis modality add face --kind face\n",
      modality_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_modality_add},
     {"modality list", "", "list the modalities", "", no_opts, 0, 0, CLI_OPEN_RW,
@@ -275,6 +293,48 @@ const cli_command cli_commands[] = {
      "  abis subject find --segment federal --ref C-1001\n",
      find_opts, 0, 0, CLI_OPEN_RW, cli_cmd_subject_find},
 
+    {"client add",
+     "NAME --segments S,... [--purposes P,...] --operations OPS [--rights R] [--rate N] "
+     "[--cert FILE | --cert-sha256 HEX]",
+     "register a relying party of abisd: prints its API key once",
+     "Options:\n"
+     "  --segments S,...     segments the client may use (required; repeatable)\n"
+     "  --purposes P,...     purposes it may act for: verify, identify and consents\n"
+     "                       (repeatable)\n"
+     "  --operations OPS     any of enroll, templates, verify, identify, or all\n"
+     "                       (none: only with the subject_management right)\n"
+     "  --rights R           any of raw_scores (see scores, not only decisions and\n"
+     "                       confidence bands) and subject_management (act for the\n"
+     "                       person: view, history, consent, lock, delete)\n"
+     "  --rate N             requests per second (token bucket); 0 (default): abisd's\n"
+     "                       default (docs/CONFIG.md)\n"
+     "  --cert FILE          bind the client to this TLS client certificate (PEM): with\n"
+     "                       mutual TLS its requests must present it\n"
+     "  --cert-sha256 HEX    the same, given as the SHA-256 of the DER certificate\n"
+     "\n"
+     "The API key (abis_<key id>_<secret>) is printed once (--json: {\"api_key\"});\n"
+     "only a keyed hash of it is stored.  Each client sees its own pseudonymous\n"
+     "subject ids, so two clients cannot join their records.\n"
+     "\n"
+     "Examples:\n"
+     "  abis client add bank-a --segments moscow --purposes bank.remote-id \\\n"
+     "      --operations enroll,verify\n"
+     "  abis client add city-portal --segments moscow --purposes bank.remote-id \\\n"
+     "      --operations none --rights subject_management\n",
+     client_add_opts, 1, 1, CLI_OPEN_RW, cli_cmd_client_add},
+    {"client list", "", "list the clients, their rights and key ids (never their keys)", "",
+     no_opts, 0, 0, CLI_OPEN_RW, cli_cmd_client_list},
+    {"client rotate", "NAME", "give a client a new API key (printed once; the old one stops)",
+     "The client keeps its pseudonymous subject ids.\n"
+     "\n"
+     "Example:\n"
+     "  abis client rotate bank-a\n",
+     no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_client_rotate},
+    {"client revoke", "NAME", "revoke a client: its API key is refused from now on",
+     "Example:\n"
+     "  abis client revoke bank-a\n",
+     no_opts, 1, 1, CLI_OPEN_RW, cli_cmd_client_revoke},
+
     {"audit verify", "", "check the audit chain and its signatures (exit 0 intact, 1 broken)",
      "Walks the whole hash chain and every signed checkpoint.  Exit 0 when intact,\n"
      "1 when broken (the entry where it breaks and what is wrong there), 2 on error.\n",
@@ -319,7 +379,8 @@ const cli_command cli_commands[] = {
      "Compares the samples of a labelled set with the modality's own validation,\n"
      "comparison and gallery code, and writes DIR/report.json, DIR/det.svg,\n"
      "DIR/hist.svg and, for 1n, DIR/cmc.svg.  Prints EER, FNMR at FMR 1e-2/1e-3/1e-4\n"
-     "(with support, or \"not supported\" when too few impostors), d', FTE/FTA,\n"
+     "(with support, or \"not supported\" when too few impostors) and at zero FMR,\n"
+     "d', FTE/FTA,\n"
      "FNIR at FPIR and rank-1..20 identification rates.\n"
      "\n"
      "Options:\n"
@@ -334,8 +395,10 @@ const cli_command cli_commands[] = {
      "  --modality NAME      a modality declared in the --data store (its kind and\n"
      "                       dimension); without a store give --kind vector instead\n"
      "  --kind K, --dim N    evaluate without a store: vector (N: taken from the data if\n"
-     "                       absent), iriscode (eye images; no --dim) or face (face\n"
-     "                       photos; no --dim; --face-models, --face-option as for enroll)\n"
+     "                       absent), iriscode (eye images; no --dim), minutiae\n"
+     "                       (fingerprint images or minutiae records; no --dim) or face\n"
+     "                       (face photos; no --dim; --face-models, --face-option as for\n"
+     "                       enroll)\n"
      "  -o DIR, --out DIR    where the report and plots go (default ./eval-report)\n"
      "  --name NAME          the system's name in plots (repeat for several --set)\n"
      "  --bootstrap B        resamplings by identity for 95% intervals (default 100)\n"
@@ -386,6 +449,25 @@ const cli_command cli_commands[] = {
      "Example:\n"
      "  abis calibrate --modality face --set face-dev.jsonl --gallery-size 100000\n",
      calibrate_set_opts, 0, 0, CLI_OPEN_RW, cli_cmd_calibrate},
+
+    {"finger extract", "FILE[@POSITION]... --output RECORD [--format iso|ansi] [--ppi N]",
+     "extract fingerprint minutiae into a standard record (nothing is stored)",
+     "Runs OpenABIS's own fingerprint feature extraction on each image (TIFF, PNG,\n"
+     "BMP, PGM, JPEG; 8-bit grey) and writes one minutiae record holding a finger\n"
+     "view per image, for other vendors' matchers.  POSITION (1-10, as ISO/IEC\n"
+     "19794-2 numbers fingers) is recorded with the view; without it the position\n"
+     "is 0 (unknown).  Images are rescaled to 500 ppi from the resolution in the\n"
+     "file, or --ppi N, or else 500; the record is written at 197 pixels/cm.\n"
+     "\n"
+     "Options:\n"
+     "  -o RECORD, --output RECORD  where the record goes ('-': standard output)\n"
+     "  --format iso|ansi           ISO/IEC 19794-2:2005 (default) or ANSI INCITS\n"
+     "                              378-2004\n"
+     "  --ppi N                     the images' resolution, over the files' own\n"
+     "\n"
+     "Example:\n"
+     "  abis finger extract right-index.png@2 left-index.png@7 -o person.iso\n",
+     finger_extract_opts, 1, -1, CLI_OPEN_NONE, cli_cmd_finger_extract},
 
     {NULL, NULL, NULL, NULL, NULL, 0, 0, CLI_OPEN_NONE, NULL},
 };

@@ -3,6 +3,7 @@
  * purposes, modalities), the caches of it, and the audit helpers every
  * operation uses.  The operations themselves live in ops_*.c.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer-preferring state lock */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,39 +85,18 @@ abis_status engine_refuse_if_read_only(abis_engine *e, abis_error *err)
 
 /* ---- audit helpers ------------------------------------------------------- */
 
-static void copy_text(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
 abis_status audit_in_txn(abis_engine *e, const abis_caller *c, const audit_event *ev,
                          abis_error *err)
 {
     abis_audit_rec r;
-    memset(&r, 0, sizeof r);
-    copy_text(r.actor, sizeof r.actor, engine_actor(e, c));
-    copy_text(r.operation, sizeof r.operation, ev->operation);
-    copy_text(r.segment, sizeof r.segment, ev->segment);
-    copy_text(r.subject, sizeof r.subject, ev->subject);
-    copy_text(r.purpose, sizeof r.purpose, ev->purpose);
-    copy_text(r.outcome, sizeof r.outcome, ev->outcome ? ev->outcome : "ok");
-    copy_text(r.decision, sizeof r.decision, ev->decision);
-    copy_text(r.detail, sizeof r.detail, ev->detail);
+    engine_audit_rec(e, c, ev, &r);
     return abis_audit_append(&e->audit, &r, err);
-}
-
-static abis_status write_nothing(abis_engine *e, void *arg, abis_error *err)
-{
-    (void)e, (void)arg, (void)err;
-    return ABIS_OK;
 }
 
 abis_status audit_event_write(abis_engine *e, const abis_caller *c, const audit_event *ev,
                               abis_error *err)
 {
-    if (e->read_only)
-        return ABIS_OK;
-    return engine_write_audited(e, c, write_nothing, NULL, ev, err);
+    return engine_audit_group(e, c, ev, 1, err);
 }
 
 abis_status audit_refusal(abis_engine *e, const abis_caller *c, const char *operation,
@@ -140,6 +120,46 @@ abis_status audit_refusal(abis_engine *e, const abis_caller *c, const char *oper
      * must learn why it was refused; the store's own error is in the log. */
     audit_event_write(e, c, &ev, &ignored);
     return status;
+}
+
+/* ---- locks ------------------------------------------------------------------ */
+
+void engine_locks_init(abis_engine *e)
+{
+    pthread_mutex_init(&e->write_mu, NULL);
+    pthread_mutex_init(&e->clients_mu, NULL);
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    /* Writers first: a steady stream of searches must not starve the brief
+     * memory updates after a commit.  (Non-recursive: no thread takes the
+     * read lock twice.) */
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&e->state, &a);
+    pthread_rwlockattr_destroy(&a);
+    auditq_init(&e->auditq);
+}
+
+void engine_locks_destroy(abis_engine *e)
+{
+    auditq_destroy(&e->auditq);
+    pthread_rwlock_destroy(&e->state);
+    pthread_mutex_destroy(&e->clients_mu);
+    pthread_mutex_destroy(&e->write_mu);
+}
+
+void engine_state_rdlock(abis_engine *e)
+{
+    pthread_rwlock_rdlock(&e->state);
+}
+
+void engine_state_wrlock(abis_engine *e)
+{
+    pthread_rwlock_wrlock(&e->state);
+}
+
+void engine_state_unlock(abis_engine *e)
+{
+    pthread_rwlock_unlock(&e->state);
 }
 
 /* ---- registry caches ----------------------------------------------------- */
@@ -212,14 +232,11 @@ typedef struct load_ctx {
     abis_status st;
 } load_ctx;
 
-/* Add a modality to the cache with its calibration (stored, or the kind's default). */
-static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r, abis_error *err)
+/* A modality's calibration: the stored one, or its kind's default. */
+static abis_status load_calibration(abis_engine *e, const abis_modality_rec *r,
+                                    const abis_modality_kind *kind, abis_calibration **out,
+                                    abis_error *err)
 {
-    const abis_modality_kind *kind = abis_modality_kind_find(r->kind);
-    if (!kind)
-        return abis_error_set(err, ABIS_E_STORE,
-                              "modality '%s' has kind '%s', which this OpenABIS does not know",
-                              r->name, r->kind);
     char *json = NULL;
     char def[ABIS_DEFAULT_CALIBRATION_MAX];
     abis_status st = e->store->ops->calibration_get(e->store, r->id, &json, err);
@@ -229,11 +246,25 @@ static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r
     }
     if (st != ABIS_OK)
         return st;
-    abis_calibration *calib = NULL;
-    st = abis_calibration_parse(json ? json : def, &calib, err);
+    st = abis_calibration_parse(json ? json : def, out, err);
     free(json);
     if (st != ABIS_OK)
         return abis_error_prefix(err, "calibration of modality '%s'", r->name);
+    return ABIS_OK;
+}
+
+/* Add a modality to the cache with its calibration (stored, or the kind's default). */
+static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r, abis_error *err)
+{
+    const abis_modality_kind *kind = abis_modality_kind_find(r->kind);
+    if (!kind)
+        return abis_error_set(err, ABIS_E_STORE,
+                              "modality '%s' has kind '%s', which this OpenABIS does not know",
+                              r->name, r->kind);
+    abis_calibration *calib = NULL;
+    abis_status st = load_calibration(e, r, kind, &calib, err);
+    if (st != ABIS_OK)
+        return st;
     modality_entry *n = realloc(e->mods, (e->n_mods + 1) * sizeof *n);
     if (!n) {
         abis_calibration_free(calib);
@@ -247,10 +278,20 @@ static abis_status add_modality_entry(abis_engine *e, const abis_modality_rec *r
     return ABIS_OK;
 }
 
+/* The cache_* callbacks add what the cache lacks (all of it at open; what
+ * another process added, at engine_registry_sync) and refresh what may
+ * change (a modality's calibration). */
 static int cache_modality(const abis_modality_rec *r, void *ctx)
 {
     load_ctx *l = ctx;
-    l->st = add_modality_entry(l->e, r, l->err);
+    modality_entry *m = engine_modality_by_id(l->e, r->id, NULL);
+    abis_calibration *calib = NULL;
+    if (!m) {
+        l->st = add_modality_entry(l->e, r, l->err);
+    } else if ((l->st = load_calibration(l->e, &m->rec, m->kind, &calib, l->err)) == ABIS_OK) {
+        abis_calibration_free(m->calib);
+        m->calib = calib;
+    }
     return l->st != ABIS_OK;
 }
 
@@ -267,7 +308,8 @@ static abis_status add_purpose_entry(abis_engine *e, const abis_purpose_rec *r, 
 static int cache_purpose(const abis_purpose_rec *r, void *ctx)
 {
     load_ctx *l = ctx;
-    l->st = add_purpose_entry(l->e, r, l->err);
+    if (!engine_purpose_by_id(l->e, r->id, NULL))
+        l->st = add_purpose_entry(l->e, r, l->err);
     return l->st != ABIS_OK;
 }
 
@@ -288,7 +330,8 @@ static abis_status add_segment_entry(abis_engine *e, const abis_segment_rec *r, 
 static int cache_segment(const abis_segment_rec *r, void *ctx)
 {
     load_ctx *l = ctx;
-    l->st = add_segment_entry(l->e, r, l->err);
+    if (!engine_segment_by_id(l->e, r->id))
+        l->st = add_segment_entry(l->e, r, l->err);
     return l->st != ABIS_OK;
 }
 
@@ -317,6 +360,43 @@ static abis_status load_registry(abis_engine *e, abis_error *err)
             e->dedup_fmr = v;
     }
     return ABIS_OK;
+}
+
+/* The meta setting "registry_version": a counter every registry change
+ * increments in its transaction (0 when never set). */
+static int64_t registry_version(abis_engine *e)
+{
+    char buf[32];
+    if (e->store->ops->meta_get(e->store, "registry_version", buf, sizeof buf, NULL) != ABIS_OK)
+        return 0;
+    return strtoll(buf, NULL, 10);
+}
+
+/* Inside a registry write's transaction. */
+static abis_status registry_bump(abis_engine *e, abis_error *err)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)(registry_version(e) + 1));
+    return e->store->ops->meta_set(e->store, "registry_version", buf, err);
+}
+
+abis_status engine_registry_sync(abis_engine *e, abis_error *err)
+{
+    int64_t v = registry_version(e);
+    if (v == e->registry_version)
+        return ABIS_OK;
+    pthread_mutex_lock(&e->write_mu);
+    abis_status st = ABIS_OK;
+    if (v != e->registry_version) {
+        engine_state_wrlock(e);
+        st = load_registry(e, err);
+        engine_grow_segments(e);
+        engine_state_unlock(e);
+        if (st == ABIS_OK)
+            e->registry_version = v;
+    }
+    pthread_mutex_unlock(&e->write_mu);
+    return st;
 }
 
 /* Look a subject up and its segment; NOT_FOUND says "no such subject". */
@@ -403,10 +483,11 @@ static void engine_free(abis_engine *e)
         abis_calibration_free(e->mods[i].calib);
     free(e->mods);
     free(e->purposes);
+    engine_clients_free(e);
     abis_audit_wipe(&e->audit);
     abis_store_close(e->store);
     abis_key_wipe(&e->master);
-    pthread_mutex_destroy(&e->mu);
+    engine_locks_destroy(e);
     free(e);
 }
 
@@ -503,7 +584,7 @@ abis_status abis_engine_open(const abis_open_options *opts, abis_engine **out, a
     abis_engine *e = calloc(1, sizeof *e);
     if (!e)
         return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
-    pthread_mutex_init(&e->mu, NULL);
+    engine_locks_init(e);
     snprintf(e->data_dir, sizeof e->data_dir, "%s", opts->data_dir);
     snprintf(e->actor, sizeof e->actor, "%s", opts->actor ? opts->actor : "operator");
     e->read_only = opts->read_only;
@@ -533,6 +614,7 @@ abis_status abis_engine_open(const abis_open_options *opts, abis_engine **out, a
         st = e->store->ops->migrate(e->store, err);
     if (st == ABIS_OK) {
         abis_audit_init(&e->audit, e->store, &e->master);
+        e->registry_version = registry_version(e);
         st = load_registry(e, err);
     }
     if (st == ABIS_OK && !opts->read_only)
@@ -552,6 +634,9 @@ void abis_engine_close(abis_engine *e)
     if (!e->read_only) {
         abis_error ignored;
         abis_audit_seal(&e->audit, &ignored);
+        for (size_t i = 0; i < e->n_segs; i++)
+            if (e->segs[i])
+                segstate_save_snapshots(e, e->segs[i]);
     }
     engine_free(e);
 }
@@ -577,17 +662,20 @@ abis_status engine_write_audited(abis_engine *e, const abis_caller *c, engine_wr
 
 static abis_status write_segment_add(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->segment_add(e->store, arg, err);
+    abis_status st = e->store->ops->segment_add(e->store, arg, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 static abis_status write_purpose_add(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->purpose_add(e->store, arg, err);
+    abis_status st = e->store->ops->purpose_add(e->store, arg, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 static abis_status write_modality_add(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->modality_add(e->store, arg, err);
+    abis_status st = e->store->ops->modality_add(e->store, arg, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 typedef struct calib_arg {
@@ -598,7 +686,8 @@ typedef struct calib_arg {
 static abis_status write_calibration(abis_engine *e, void *arg, abis_error *err)
 {
     calib_arg *a = arg;
-    return e->store->ops->calibration_set(e->store, a->modality_id, a->json, err);
+    abis_status st = e->store->ops->calibration_set(e->store, a->modality_id, a->json, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 typedef struct meta_arg {
@@ -608,13 +697,14 @@ typedef struct meta_arg {
 static abis_status write_meta(abis_engine *e, void *arg, abis_error *err)
 {
     meta_arg *a = arg;
-    return e->store->ops->meta_set(e->store, a->key, a->value, err);
+    abis_status st = e->store->ops->meta_set(e->store, a->key, a->value, err);
+    return st == ABIS_OK ? registry_bump(e, err) : st;
 }
 
 abis_status abis_segment_add(abis_engine *e, const abis_caller *c, const char *name,
                              abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     abis_segment_rec r = {0};
     abis_status st = engine_refuse_if_read_only(e, err);
     if (st == ABIS_OK)
@@ -627,17 +717,21 @@ abis_status abis_segment_add(abis_engine *e, const abis_caller *c, const char *n
         audit_event ev = {.operation = "segment.add", .segment = name};
         st = engine_write_audited(e, c, write_segment_add, &r, &ev, err);
     }
-    if (st == ABIS_OK)
+    if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         st = add_segment_entry(e, &r, err);
-    else
+        if (st == ABIS_OK)
+            engine_grow_segments(e);
+        engine_state_unlock(e);
+    } else
         audit_refusal(e, c, "segment.add", NULL, NULL, NULL, err);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
 abis_status abis_segment_list(abis_engine *e, abis_segment_cb cb, void *ctx, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     abis_status st = ABIS_OK;
     for (size_t i = 0; i < e->n_segs && st == ABIS_OK; i++) {
         abis_segment_info info = {0};
@@ -649,14 +743,14 @@ abis_status abis_segment_list(abis_engine *e, abis_segment_cb cb, void *ctx, abi
         if (st == ABIS_OK && cb(&info, ctx))
             break;
     }
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return st;
 }
 
 abis_status abis_purpose_add(abis_engine *e, const abis_caller *c, const abis_purpose_def *def,
                              abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     abis_purpose_rec r;
     memset(&r, 0, sizeof r);
     abis_status st = engine_refuse_if_read_only(e, err);
@@ -694,18 +788,22 @@ abis_status abis_purpose_add(abis_engine *e, const abis_caller *c, const abis_pu
                           .detail = r.basis == ABIS_BASIS_STATUTORY ? "statutory" : "consent"};
         st = engine_write_audited(e, c, write_purpose_add, &r, &ev, err);
     }
-    if (st == ABIS_OK)
+    if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         st = add_purpose_entry(e, &r, err);
-    else
+        if (st == ABIS_OK)
+            engine_grow_segments(e);
+        engine_state_unlock(e);
+    } else
         audit_refusal(e, c, "purpose.add", NULL, NULL, NULL, err);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
 abis_status abis_purpose_list(abis_engine *e, abis_purpose_cb cb, void *ctx, abis_error *err)
 {
     (void)err;
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     for (size_t i = 0; i < e->n_purposes; i++) {
         const abis_purpose_rec *r = &e->purposes[i];
         abis_purpose_info info;
@@ -719,14 +817,14 @@ abis_status abis_purpose_list(abis_engine *e, abis_purpose_cb cb, void *ctx, abi
         if (cb(&info, ctx))
             break;
     }
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return ABIS_OK;
 }
 
 abis_status abis_modality_add(abis_engine *e, const abis_caller *c, const char *name,
                               const char *kind_name, int dim, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     abis_modality_rec r;
     memset(&r, 0, sizeof r);
     const abis_modality_kind *kind = abis_modality_kind_find(kind_name);
@@ -750,18 +848,22 @@ abis_status abis_modality_add(abis_engine *e, const abis_caller *c, const char *
         audit_event ev = {.operation = "modality.add", .detail = name};
         st = engine_write_audited(e, c, write_modality_add, &r, &ev, err);
     }
-    if (st == ABIS_OK)
+    if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         st = add_modality_entry(e, &r, err);
-    else
+        if (st == ABIS_OK)
+            engine_grow_segments(e);
+        engine_state_unlock(e);
+    } else
         audit_refusal(e, c, "modality.add", NULL, NULL, NULL, err);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
 abis_status abis_modality_list(abis_engine *e, abis_modality_cb cb, void *ctx, abis_error *err)
 {
     (void)err;
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     for (size_t i = 0; i < e->n_mods; i++) {
         abis_modality_info info;
         memset(&info, 0, sizeof info);
@@ -774,14 +876,14 @@ abis_status abis_modality_list(abis_engine *e, abis_modality_cb cb, void *ctx, a
         if (cb(&info, ctx))
             break;
     }
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return ABIS_OK;
 }
 
 abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, const char *name,
                                           const char *json, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     abis_calibration *calib = NULL;
     modality_entry *m = engine_modality(e, name, NULL);
     abis_status st = engine_refuse_if_read_only(e, err);
@@ -797,20 +899,23 @@ abis_status abis_modality_set_calibration(abis_engine *e, const abis_caller *c, 
         st = engine_write_audited(e, c, write_calibration, &arg, &ev, err);
     }
     if (st == ABIS_OK) {
-        abis_calibration_free(m->calib);
+        engine_state_wrlock(e);
+        abis_calibration *old = m->calib;
         m->calib = calib;
+        engine_state_unlock(e);
+        abis_calibration_free(old);
     } else {
         abis_calibration_free(calib);
         audit_refusal(e, c, "modality.calibrate", NULL, NULL, NULL, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
 abis_status abis_modality_get_calibration(abis_engine *e, const char *name, char **json,
                                           abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     *json = NULL;
     modality_entry *m = engine_modality(e, name, NULL);
     abis_status st = ABIS_OK;
@@ -827,13 +932,13 @@ abis_status abis_modality_get_calibration(abis_engine *e, const char *name, char
                 m->kind->default_calibration(&m->rec, *json, CAP);
         }
     }
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return st;
 }
 
 abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     char buf[64];
     snprintf(buf, sizeof buf, "%.17g", fmr);
     abis_status st = engine_refuse_if_read_only(e, err);
@@ -845,29 +950,53 @@ abis_status abis_dedup_set_fmr(abis_engine *e, const abis_caller *c, double fmr,
         meta_arg arg = {"dedup_fmr", buf};
         st = engine_write_audited(e, c, write_meta, &arg, &ev, err);
     }
-    if (st == ABIS_OK)
+    if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         e->dedup_fmr = fmr;
-    else
+        engine_state_unlock(e);
+    } else
         audit_refusal(e, c, "dedup.set", NULL, NULL, NULL, err);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
+}
+
+abis_status abis_gallery_list(abis_engine *e, abis_gallery_cb cb, void *ctx, abis_error *err)
+{
+    (void)err;
+    engine_state_rdlock(e);
+    int stop = 0;
+    for (size_t i = 0; i < e->n_segs && !stop; i++) {
+        segstate *s = e->segs[i];
+        for (size_t m = 0; m < s->n_modality_sets && m < e->n_mods && !stop; m++) {
+            if (!s->gallery[m])
+                continue;
+            abis_gallery_info info;
+            memset(&info, 0, sizeof info);
+            snprintf(info.segment, sizeof info.segment, "%s", s->rec.name);
+            snprintf(info.modality, sizeof info.modality, "%s", e->mods[m].rec.name);
+            info.templates = s->gallery[m]->ops->count(s->gallery[m]);
+            stop = cb(&info, ctx);
+        }
+    }
+    engine_state_unlock(e);
+    return ABIS_OK;
 }
 
 /* ---- audit operations ---------------------------------------------------- */
 
 abis_status abis_audit_verify(abis_engine *e, abis_audit_report *report, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     abis_status st = abis_audit_check(&e->audit, e->audit.pk, report, err);
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return st;
 }
 
 abis_status abis_audit_export(abis_engine *e, FILE *out, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     abis_status st = abis_audit_write_jsonl(&e->audit, out, err);
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return st;
 }
 

@@ -7,10 +7,11 @@
 
 extern const abis_modality_kind abis_modality_vector;
 extern const abis_modality_kind abis_modality_iris;
+extern const abis_modality_kind abis_modality_finger;
 extern const abis_modality_kind abis_modality_face;
 
 static const abis_modality_kind *const kinds[] = {&abis_modality_vector, &abis_modality_iris,
-                                                  &abis_modality_face};
+                                                  &abis_modality_finger, &abis_modality_face};
 
 const abis_modality_kind *abis_modality_kind_find(const char *name)
 {
@@ -22,7 +23,7 @@ const abis_modality_kind *abis_modality_kind_find(const char *name)
 
 const char *abis_modality_kind_names(void)
 {
-    return "vector, iriscode, face";
+    return "vector, iriscode, minutiae, face";
 }
 
 abis_status abis_modality_check_fixed(const abis_modality_rec *m, int dim, const char *what,

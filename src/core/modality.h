@@ -47,7 +47,7 @@ typedef struct abis_modality_kind {
 const abis_modality_kind *abis_modality_kind_find(const char *name);
 /* The largest canonical template any kind makes (bytes): the size of the
  * scratch buffers templates are unsealed into.  Vectors: at most 4096 * 4
- * bytes; iris codes 512. */
+ * bytes; iris codes 512; minutiae templates at most 16 + 128 * 8. */
 #define ABIS_TEMPLATE_MAX (1 << 20)
 
 /* The largest default calibration a kind writes (bytes, with the NUL). */

@@ -76,7 +76,9 @@ static abis_status prepare_templates(abis_engine *e, const abis_template_input *
 }
 
 /* Deduplication: the best match of any template among the segment's other
- * subjects, if it reaches the dedup threshold at the current gallery size. */
+ * subjects, if it reaches the dedup threshold at the current gallery size.
+ * The caller holds `state` for reading with the galleries built
+ * (engine_search_ready). */
 static abis_status dedup_search(abis_engine *e, segstate *s, const prepared *p, size_t n,
                                 int64_t exclude_slot, int *found, abis_id *who, double *score,
                                 abis_error *err)
@@ -172,6 +174,7 @@ typedef struct enrol_write {
     const size_t *purpose_idx;
     const abis_caller *c;
     int64_t now;
+    const engine_idem *idem;
 } enrol_write;
 
 /* The subject, its sealed templates and its consents. */
@@ -204,6 +207,8 @@ static abis_status write_enrolment(abis_engine *e, void *arg, abis_error *err)
                  w->c && w->c->channel ? w->c->channel : "enrolment");
         st = s->ops->consent_put(s, &cr, err);
     }
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, w->idem, w->id, NULL, err);
     return st;
 }
 
@@ -211,7 +216,40 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
                                 const abis_enroll_request *req, abis_enroll_result *res,
                                 abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    return engine_enroll(e, c, NULL, req, res, err);
+}
+
+/* The modality indices of prepared templates, for engine_search_ready. */
+static size_t *mod_indices(const prepared *p, size_t n)
+{
+    size_t *m = calloc(n ? n : 1, sizeof *m);
+    for (size_t i = 0; m && i < n; i++)
+        m[i] = p[i].mod_index;
+    return m;
+}
+
+/* Deduplicate prepared templates against the segment: build its galleries
+ * if needed, then search them under the read lock, beside other searches. */
+static abis_status dedup_locked(abis_engine *e, segstate *s, const prepared *p, size_t n,
+                                const abis_id *exclude, int *found, abis_id *who, double *score,
+                                abis_error *err)
+{
+    size_t *mods = mod_indices(p, n);
+    if (!mods)
+        return abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+    abis_status st = engine_search_ready(e, s, mods, n, err);
+    free(mods);
+    if (st != ABIS_OK)
+        return st;
+    st = dedup_search(e, s, p, n, exclude ? segstate_slot(s, exclude) : -1, found, who, score, err);
+    engine_state_unlock(e);
+    return st;
+}
+
+abis_status engine_enroll(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                          const abis_enroll_request *req, abis_enroll_result *res, abis_error *err)
+{
+    pthread_mutex_lock(&e->write_mu);
     abis_store *s = e->store;
     abis_enroll_result local;
     if (!res)
@@ -255,7 +293,7 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
 
     /* One person, one record: search the new templates against the segment. */
     if (st == ABIS_OK)
-        st = dedup_search(e, seg, p, n, -1, &res->duplicate, &res->duplicate_of,
+        st = dedup_locked(e, seg, p, n, NULL, &res->duplicate, &res->duplicate_of,
                           &res->duplicate_score, err);
     char dup_hex[ABIS_ID_HEX_LEN + 1] = "";
     if (st == ABIS_OK && res->duplicate) {
@@ -286,7 +324,7 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
         key_written = st == ABIS_OK;
     }
     if (st == ABIS_OK) {
-        enrol_write w = {&id, seg, req, &dk, p, n, purpose_idx, c, abis_now_ms()};
+        enrol_write w = {&id, seg, req, &dk, p, n, purpose_idx, c, abis_now_ms(), idem};
         char hex[ABIS_ID_HEX_LEN + 1], detail[160];
         abis_id_to_hex(&id, hex);
         snprintf(detail, sizeof detail, "%zu template(s), %zu consent(s)%s%s", n, req->n_consents,
@@ -309,6 +347,7 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
          * segment is reloaded from the store next time). */
         abis_error mem_err;
         uint32_t slot;
+        engine_state_wrlock(e);
         if (seg->loaded && segstate_add_subject(seg, &id, &slot, &mem_err) == ABIS_OK) {
             for (size_t i = 0; i < req->n_consents; i++)
                 segstate_set_consent(seg, purpose_idx[i], slot, 1, &mem_err);
@@ -321,13 +360,14 @@ abis_status abis_subject_enroll(abis_engine *e, const abis_caller *c,
         } else if (seg->loaded) {
             segstate_free(seg);
         }
+        engine_state_unlock(e);
     } else {
         audit_refusal(e, c, "enroll", segname, NULL, NULL, err);
     }
 done:
     prepared_free(p, n);
     free(purpose_idx);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -361,6 +401,7 @@ typedef struct template_write {
     const abis_key *dk;
     const prepared *p;
     const replace_ctx *replaced;
+    const engine_idem *idem;
 } template_write;
 
 static abis_status write_template(abis_engine *e, void *arg, abis_error *err)
@@ -371,6 +412,8 @@ static abis_status write_template(abis_engine *e, void *arg, abis_error *err)
         st = e->store->ops->template_delete(e->store, &w->replaced->ids[i], err);
     if (st == ABIS_OK)
         st = insert_templates(e, w->subject, w->dk, w->p, 1, abis_now_ms(), err);
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, w->idem, w->subject, &w->p[0].id, err);
     return st;
 }
 
@@ -378,7 +421,14 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
                               const abis_template_input *tmpl, int replace, int force,
                               abis_id *template_id, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    return engine_template_add(e, c, NULL, subject, tmpl, replace, force, template_id, err);
+}
+
+abis_status engine_template_add(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                                const abis_id *subject, const abis_template_input *tmpl,
+                                int replace, int force, abis_id *template_id, abis_error *err)
+{
+    pthread_mutex_lock(&e->write_mu);
     abis_store *s = e->store;
     prepared *p = NULL;
     replace_ctx rc = {0};
@@ -390,14 +440,11 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
         st = engine_find_subject(e, subject, &subj, &seg, err);
     if (st == ABIS_OK)
         st = prepare_templates(e, tmpl, 1, "template", &p, err);
-    if (st == ABIS_OK)
-        st = segstate_load(e, seg, err);
     int dup = 0;
     abis_id dup_of;
     double dup_score;
     if (st == ABIS_OK)
-        st =
-            dedup_search(e, seg, p, 1, segstate_slot(seg, subject), &dup, &dup_of, &dup_score, err);
+        st = dedup_locked(e, seg, p, 1, subject, &dup, &dup_of, &dup_score, err);
     if (st == ABIS_OK && dup && !force) {
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(&dup_of, hex);
@@ -415,7 +462,7 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK)
         st = engine_subject_key(e, subject, subj.segment_id, &dk, err);
     if (st == ABIS_OK) {
-        template_write w = {subject, &dk, p, &rc};
+        template_write w = {subject, &dk, p, &rc, idem};
         char hex[ABIS_ID_HEX_LEN + 1], detail[192];
         abis_id_to_hex(subject, hex);
         snprintf(detail, sizeof detail, "modality %s, %zu replaced%s", p[0].m->rec.name, rc.n,
@@ -428,6 +475,9 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK) {
         if (template_id)
             *template_id = p[0].id;
+        if (rc.n)
+            segstate_forget_snapshots(e, seg);
+        engine_state_wrlock(e);
         abis_gallery *g = seg->loaded && p[0].mod_index < seg->n_modality_sets
                               ? seg->gallery[p[0].mod_index]
                               : NULL;
@@ -440,11 +490,12 @@ abis_status abis_template_add(abis_engine *e, const abis_caller *c, const abis_i
                 g->ops->add(g, &p[0].id, (uint32_t)slot, p[0].tmpl, p[0].len, &mem_err) != ABIS_OK)
                 segstate_free(seg);
         }
+        engine_state_unlock(e);
     } else {
         audit_refusal(e, c, op, seg ? seg->rec.name : NULL, subject, NULL, err);
     }
     free(rc.ids);
     prepared_free(p, 1);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }

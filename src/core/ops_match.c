@@ -86,9 +86,15 @@ static int verify_one(const abis_template_rec *r, void *ctx)
         return 0;
     size_t len = 0;
     v->st = engine_unseal_template(v->e, r, v->segment_id, v->m, v->buf, v->cap, &len, v->err);
-    if (v->st != ABIS_OK)
+    if (v->st != ABIS_OK) {
+        size_t plain = r->sealed_len > ABIS_SEAL_OVERHEAD ? r->sealed_len - ABIS_SEAL_OVERHEAD : 0;
+        abis_wipe(v->buf, plain < v->cap ? plain : v->cap);
         return 1;
+    }
     double score = v->m->kind->compare(&v->m->rec, v->probe, v->probe_len, v->buf, len);
+    /* Wipe what was unsealed now, so that the scratch buffer (large enough
+     * for any kind) need not be wiped whole when it is freed. */
+    abis_wipe(v->buf, len);
     if (!v->compared || score > v->best)
         v->best = score;
     v->compared = 1;
@@ -127,7 +133,7 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
                                 const char *purpose, const abis_template_input *probes,
                                 size_t n_probes, abis_verify_result *res, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     abis_verify_result local;
     if (!res)
         res = &local;
@@ -196,7 +202,7 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
         }
     }
     if (buf)
-        abis_modality_free_template(buf, ABIS_TEMPLATE_MAX);
+        free(buf); /* every use was wiped (verify_one) */
     if (st == ABIS_OK) {
         /* One probe: its calibrated FMR against the target.  Several probes
          * (modalities, or samples of one): fused by likelihood ratio when
@@ -219,12 +225,20 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
         res->fmr = fmr;
         res->decision = fmr <= p->target_fmr ? ABIS_MATCH : ABIS_NO_MATCH;
         res->confidence = engine_confidence(fmr, p->target_fmr, res->decision == ABIS_MATCH);
+    }
+    /* The audit entry is written after the state lock is released (group
+     * commit: auditq.c); names are copied out of the registry first. */
+    char pname[ABIS_NAME_MAX + 1] = "";
+    if (p)
+        snprintf(pname, sizeof pname, "%s", p->name);
+    engine_state_unlock(e);
+    if (st == ABIS_OK) {
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = "verify",
                           .segment = seg ? seg->rec.name : NULL,
                           .subject = hex,
-                          .purpose = p->name,
+                          .purpose = pname,
                           .decision = abis_decision_name(res->decision),
                           .detail = abis_confidence_name(res->confidence)};
         st = audit_event_write(e, c, &ev, err);
@@ -239,7 +253,6 @@ abis_status abis_subject_verify(abis_engine *e, const abis_caller *c, const abis
     free(canon);
     free(canon_len);
     free(mods);
-    pthread_mutex_unlock(&e->mu);
     return st;
 }
 
@@ -364,7 +377,7 @@ static abis_status identify_fused(abis_engine *e, segstate *seg, const abis_purp
     }
     *n_out = n;
     if (buf)
-        abis_modality_free_template(buf, cap);
+        free(buf); /* every use was wiped (verify_one) */
     abis_idmap_free(&seen);
     free(cands);
     free(calibs);
@@ -377,7 +390,8 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
                                   size_t n_probes, size_t k, abis_candidate *out, size_t *n_out,
                                   abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
+    int locked = 1; /* `state` held for reading */
     abis_store *s = e->store;
     if (n_out)
         *n_out = 0;
@@ -385,8 +399,9 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
     abis_purpose_rec *p = engine_purpose(e, purpose, &pi);
     segstate *seg = engine_segment(e, segment);
     id_probe *pr = calloc(n_probes ? n_probes : 1, sizeof *pr);
+    size_t *mods = calloc(n_probes ? n_probes : 1, sizeof *mods);
     abis_status st = ABIS_OK;
-    if (!pr)
+    if (!pr || !mods)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     if (st == ABIS_OK && !seg)
         st = abis_error_set(err, ABIS_E_NOT_FOUND, "segment '%.64s' does not exist",
@@ -398,9 +413,6 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
         st = abis_error_set(err, ABIS_E_INVALID, "identification needs at least one probe");
     if (st == ABIS_OK && (k == 0 || k > 1000 || !out || !n_out))
         st = abis_error_set(err, ABIS_E_INVALID, "k must be between 1 and 1000 (was %zu)", k);
-    /* A shortlist per probe: k for one probe; for several, room for mates
-     * that only the fused evidence lifts above the threshold. */
-    size_t shortlist = n_probes > 1 ? (k * 4 < 64 ? 64 : k * 4 > 1000 ? 1000 : k * 4) : k;
     for (size_t i = 0; st == ABIS_OK && i < n_probes; i++) {
         char what[32];
         snprintf(what, sizeof what, n_probes > 1 ? "probe %zu" : "probe", i + 1);
@@ -410,17 +422,37 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
                                 probes[i].modality ? probes[i].modality : "");
             break;
         }
+        mods[i] = pr[i].mi;
         st = pr[i].m->kind->validate(&pr[i].m->rec, &probes[i], what, &pr[i].canon, &pr[i].len,
                                      NULL, err);
-        if (st == ABIS_OK)
-            st = segstate_gallery(e, seg, pr[i].mi, &pr[i].g, err);
+    }
+    /* The galleries are built on first use, under the write lock; then the
+     * search runs under the read lock, beside other searches and verifies.
+     * The registry may have grown meanwhile: entries are found again by
+     * index (arrays only grow). */
+    engine_state_unlock(e);
+    locked = 0;
+    if (st == ABIS_OK && (st = engine_search_ready(e, seg, mods, n_probes, err)) == ABIS_OK) {
+        locked = 1;
+        p = &e->purposes[pi];
+        for (size_t i = 0; i < n_probes; i++)
+            pr[i].m = &e->mods[pr[i].mi];
+    }
+    /* A shortlist per probe: k for one probe; for several, room for mates
+     * that only the fused evidence lifts above the threshold. */
+    size_t shortlist = n_probes > 1 ? (k * 4 < 64 ? 64 : k * 4 > 1000 ? 1000 : k * 4) : k;
+    for (size_t i = 0; st == ABIS_OK && i < n_probes; i++) {
+        st = segstate_gallery(e, seg, pr[i].mi, &pr[i].g, err);
         if (st == ABIS_OK)
             st = segstate_filter(seg, p, pi, pr[i].mi, &pr[i].filter, err);
         if (st == ABIS_OK && !(pr[i].hits = malloc(shortlist * sizeof *pr[i].hits)))
             st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        abis_search_opts so = {.preselect = p->basis != ABIS_BASIS_STATUTORY &&
+                                            st == ABIS_OK &&
+                                            pr[i].g->ops->count(pr[i].g) >= ABIS_PRESELECT_MIN};
         if (st == ABIS_OK)
-            st = pr[i].g->ops->search(pr[i].g, pr[i].canon, pr[i].len, shortlist, &pr[i].filter,
-                                      pr[i].hits, &pr[i].got, err);
+            st = abis_gallery_search(pr[i].g, pr[i].canon, pr[i].len, shortlist, &pr[i].filter,
+                                     &so, pr[i].hits, &pr[i].got, err);
     }
 
     size_t n = 0;
@@ -442,41 +474,57 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
             cand->confidence = engine_confidence(cand->fmr, p->target_fmr, 1);
         }
     }
+    char pname[ABIS_NAME_MAX + 1] = "";
+    int statutory = 0;
+    if (p) {
+        snprintf(pname, sizeof pname, "%s", p->name);
+        statutory = p->basis == ABIS_BASIS_STATUTORY;
+    }
+    if (locked)
+        engine_state_unlock(e);
+    /* External references; a candidate deleted since the search is dropped. */
+    size_t kept = 0;
     for (size_t i = 0; i < n && st == ABIS_OK; i++) {
         abis_subject_rec r;
-        st = s->ops->subject_get(s, &out[i].subject_id, &r, err);
-        if (st == ABIS_OK)
-            memcpy(out[i].external_ref, r.external_ref, sizeof out[i].external_ref);
+        abis_status gs = s->ops->subject_get(s, &out[i].subject_id, &r, err);
+        if (gs == ABIS_E_NOT_FOUND)
+            continue;
+        if ((st = gs) != ABIS_OK)
+            break;
+        out[kept] = out[i];
+        memcpy(out[kept++].external_ref, r.external_ref, sizeof out[i].external_ref);
     }
+    n = kept;
+    abis_error_clear(st == ABIS_OK ? err : NULL);
     if (st == ABIS_OK) {
         /* One entry for the search, one per returned candidate, so that each
-         * person sees in their history that they were identified. */
+         * person sees in their history that they were identified; all in one
+         * group commit. */
         char decision[32];
         snprintf(decision, sizeof decision, "%zu candidate(s)", n);
-        st = s->ops->begin(s, err);
-        if (st == ABIS_OK) {
-            audit_event ev = {.operation = "identify",
-                              .segment = seg->rec.name,
-                              .purpose = p->name,
-                              .decision = decision,
-                              .detail = p->basis == ABIS_BASIS_STATUTORY ? "statutory" : "consent"};
-            st = audit_in_txn(e, c, &ev, err);
-            for (size_t i = 0; i < n && st == ABIS_OK; i++) {
-                char hex[ABIS_ID_HEX_LEN + 1];
-                abis_id_to_hex(&out[i].subject_id, hex);
-                audit_event cev = {.operation = "identify",
-                                   .segment = seg->rec.name,
-                                   .subject = hex,
-                                   .purpose = p->name,
-                                   .decision = "candidate",
-                                   .detail = abis_confidence_name(out[i].confidence)};
-                st = audit_in_txn(e, c, &cev, err);
+        audit_event *ev = calloc(n + 1, sizeof *ev);
+        char(*hex)[ABIS_ID_HEX_LEN + 1] = calloc(n + 1, sizeof *hex);
+        if (!ev || !hex) {
+            st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
+        } else {
+            ev[0] = (audit_event){.operation = "identify",
+                                  .segment = seg->rec.name,
+                                  .purpose = pname,
+                                  .decision = decision,
+                                  .detail = statutory ? "statutory" : "consent"};
+            for (size_t i = 0; i < n; i++) {
+                abis_id_to_hex(&out[i].subject_id, hex[i]);
+                ev[i + 1] = (audit_event){.operation = "identify",
+                                          .segment = seg->rec.name,
+                                          .subject = hex[i],
+                                          .purpose = pname,
+                                          .decision = "candidate",
+                                          .detail = abis_confidence_name(out[i].confidence)};
             }
-            if (st == ABIS_OK)
-                st = s->ops->commit(s, err);
-            if (st != ABIS_OK)
-                s->ops->rollback(s);
+            st = engine_audit_group(e, c, ev, n + 1, err);
         }
+        free(ev);
+        free(hex);
     }
     if (st == ABIS_OK)
         *n_out = n;
@@ -488,6 +536,6 @@ abis_status abis_subject_identify(abis_engine *e, const abis_caller *c, const ch
         free(pr[i].hits);
     }
     free(pr);
-    pthread_mutex_unlock(&e->mu);
+    free(mods);
     return st;
 }

@@ -8,15 +8,25 @@
 
 #include "core/engine_internal.h"
 
+typedef struct consent_arg {
+    abis_consent_rec rec;
+    const engine_idem *idem;
+} consent_arg;
+
 static abis_status put_consent(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->consent_put(e->store, arg, err);
+    consent_arg *a = arg;
+    abis_status st = e->store->ops->consent_put(e->store, &a->rec, err);
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, a->idem, &a->rec.subject_id, NULL, err);
+    return st;
 }
 
-static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_id *subject,
-                               const char *purpose, int granted, abis_error *err)
+abis_status engine_consent_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                               const abis_id *subject, const char *purpose, int granted,
+                               abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     const char *op = granted ? "consent.grant" : "consent.withdraw";
     abis_subject_rec subj;
     segstate *seg = NULL;
@@ -34,68 +44,77 @@ static abis_status consent_set(abis_engine *e, const abis_caller *c, const abis_
                             "consent cannot be %s for it",
                             p->name, p->legal_ref, granted ? "granted" : "withdrawn");
     if (st == ABIS_OK) {
-        abis_consent_rec cr;
-        memset(&cr, 0, sizeof cr);
-        cr.subject_id = *subject;
-        cr.purpose_id = p->id;
-        cr.granted = granted;
-        cr.at = abis_now_ms();
-        snprintf(cr.channel, sizeof cr.channel, "%s", c && c->channel ? c->channel : "operator");
+        consent_arg a;
+        memset(&a, 0, sizeof a);
+        abis_consent_rec *cr = &a.rec;
+        a.idem = idem;
+        cr->subject_id = *subject;
+        cr->purpose_id = p->id;
+        cr->granted = granted;
+        cr->at = abis_now_ms();
+        snprintf(cr->channel, sizeof cr->channel, "%s", c && c->channel ? c->channel : "operator");
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = op,
                           .segment = seg->rec.name,
                           .subject = hex,
                           .purpose = p->name,
-                          .detail = cr.channel};
-        st = engine_write_audited(e, c, put_consent, &cr, &ev, err);
+                          .detail = cr->channel};
+        st = engine_write_audited(e, c, put_consent, &a, &ev, err);
     }
     if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
         abis_error mem_err;
         if (slot >= 0 &&
             segstate_set_consent(seg, pi, (uint32_t)slot, granted, &mem_err) != ABIS_OK)
             segstate_free(seg);
+        engine_state_unlock(e);
     } else {
         audit_refusal(e, c, op, seg ? seg->rec.name : NULL, seg ? subject : NULL, purpose, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
 abis_status abis_consent_grant(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                const char *purpose, abis_error *err)
 {
-    return consent_set(e, c, subject, purpose, 1, err);
+    return engine_consent_set(e, c, NULL, subject, purpose, 1, err);
 }
 
 abis_status abis_consent_withdraw(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                   const char *purpose, abis_error *err)
 {
-    return consent_set(e, c, subject, purpose, 0, err);
+    return engine_consent_set(e, c, NULL, subject, purpose, 0, err);
 }
 
 typedef struct lock_arg {
     abis_lock_rec rec;
     int lock;
+    const engine_idem *idem;
 } lock_arg;
 
 static abis_status write_lock(abis_engine *e, void *arg, abis_error *err)
 {
     lock_arg *l = arg;
-    if (l->lock)
-        return e->store->ops->lock_put(e->store, &l->rec, err);
-    abis_status st =
-        e->store->ops->lock_delete(e->store, &l->rec.subject_id, l->rec.modality_id, err);
-    if (st == ABIS_E_NOT_FOUND)
-        st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no such lock to remove");
+    abis_status st;
+    if (l->lock) {
+        st = e->store->ops->lock_put(e->store, &l->rec, err);
+    } else {
+        st = e->store->ops->lock_delete(e->store, &l->rec.subject_id, l->rec.modality_id, err);
+        if (st == ABIS_E_NOT_FOUND)
+            st = abis_error_set(err, ABIS_E_NOT_FOUND, "the subject has no such lock to remove");
+    }
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, l->idem, &l->rec.subject_id, NULL, err);
     return st;
 }
 
-static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id *subject,
-                            const char *modality, int lock, abis_error *err)
+abis_status engine_lock_set(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                            const abis_id *subject, const char *modality, int lock, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->write_mu);
     const char *op = lock ? "lock" : "unlock";
     int all = !modality || !*modality || strcmp(modality, "*") == 0;
     size_t mi = 0;
@@ -114,6 +133,7 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
         l.rec.modality_id = all ? 0 : m->rec.id;
         l.rec.at = abis_now_ms();
         l.lock = lock;
+        l.idem = idem;
         char hex[ABIS_ID_HEX_LEN + 1];
         abis_id_to_hex(subject, hex);
         audit_event ev = {.operation = op,
@@ -123,38 +143,55 @@ static abis_status lock_set(abis_engine *e, const abis_caller *c, const abis_id 
         st = engine_write_audited(e, c, write_lock, &l, &ev, err);
     }
     if (st == ABIS_OK) {
+        engine_state_wrlock(e);
         int64_t slot = seg->loaded ? segstate_slot(seg, subject) : -1;
         abis_error mem_err;
         if (slot >= 0 && segstate_set_lock(seg, mi, all, (uint32_t)slot, lock, &mem_err) != ABIS_OK)
             segstate_free(seg);
+        engine_state_unlock(e);
     } else {
         audit_refusal(e, c, op, seg ? seg->rec.name : NULL, seg ? subject : NULL, NULL, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
 abis_status abis_subject_lock(abis_engine *e, const abis_caller *c, const abis_id *subject,
                               const char *modality, abis_error *err)
 {
-    return lock_set(e, c, subject, modality, 1, err);
+    return engine_lock_set(e, c, NULL, subject, modality, 1, err);
 }
 
 abis_status abis_subject_unlock(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                 const char *modality, abis_error *err)
 {
-    return lock_set(e, c, subject, modality, 0, err);
+    return engine_lock_set(e, c, NULL, subject, modality, 0, err);
 }
+
+typedef struct delete_arg {
+    const abis_id *subject;
+    const engine_idem *idem;
+} delete_arg;
 
 static abis_status write_delete(abis_engine *e, void *arg, abis_error *err)
 {
-    return e->store->ops->subject_delete(e->store, arg, err);
+    delete_arg *a = arg;
+    abis_status st = e->store->ops->subject_delete(e->store, a->subject, err);
+    if (st == ABIS_OK)
+        st = engine_idem_remember(e, a->idem, a->subject, NULL, err);
+    return st;
 }
 
 abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis_id *subject,
                                 abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    return engine_delete(e, c, NULL, subject, err);
+}
+
+abis_status engine_delete(abis_engine *e, const abis_caller *c, const engine_idem *idem,
+                          const abis_id *subject, abis_error *err)
+{
+    pthread_mutex_lock(&e->write_mu);
     abis_store *s = e->store;
     abis_subject_rec subj;
     segstate *seg = NULL;
@@ -170,14 +207,21 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
     }
     if (st == ABIS_OK) {
         audit_event ev = {.operation = "delete", .segment = seg->rec.name, .subject = hex};
-        st = engine_write_audited(e, c, write_delete, (void *)subject, &ev, err);
+        delete_arg a = {subject, idem};
+        st = engine_write_audited(e, c, write_delete, &a, &ev, err);
         if (st != ABIS_OK) {
             abis_error ignored;
             s->ops->keymeta_set(s, "pending_delete", "", &ignored);
         }
     }
     if (st == ABIS_OK) {
-        /* Committed: destroy the key, overwrite freed pages, forget in memory. */
+        /* Committed: forget in memory first (searches must stop finding the
+         * subject), then destroy the key and overwrite freed pages. */
+        engine_state_wrlock(e);
+        if (seg->loaded)
+            segstate_remove_subject(seg, subject);
+        engine_state_unlock(e);
+        segstate_forget_snapshots(e, seg);
         st = s->ops->key_delete(s, subject, err);
         if (st == ABIS_E_NOT_FOUND)
             st = ABIS_OK;
@@ -185,15 +229,13 @@ abis_status abis_subject_delete(abis_engine *e, const abis_caller *c, const abis
             st = s->ops->keymeta_set(s, "pending_delete", "", err);
         if (st == ABIS_OK)
             st = s->ops->compact(s, err);
-        if (seg->loaded)
-            segstate_remove_subject(seg, subject);
         if (st != ABIS_OK)
             abis_error_prefix(err, "subject deleted, but finishing the deletion failed (it is "
                                    "completed at the next open)");
     } else {
         audit_refusal(e, c, "delete", seg ? seg->rec.name : NULL, seg ? subject : NULL, NULL, err);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->write_mu);
     return st;
 }
 
@@ -224,7 +266,7 @@ abis_status engine_finish_pending_delete(abis_engine *e, abis_error *err)
 abis_status abis_subject_find_ref(abis_engine *e, const char *segment, const char *external_ref,
                                   abis_id *subject, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
+    engine_state_rdlock(e);
     segstate *seg = engine_segment(e, segment);
     abis_subject_rec r;
     abis_status st = ABIS_OK;
@@ -242,7 +284,7 @@ abis_status abis_subject_find_ref(abis_engine *e, const char *segment, const cha
     }
     if (st == ABIS_OK)
         *subject = r.id;
-    pthread_mutex_unlock(&e->mu);
+    engine_state_unlock(e);
     return st;
 }
 
@@ -344,13 +386,14 @@ void abis_subject_view_free(abis_subject_view *v)
 abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_id *subject,
                               abis_subject_view **out, abis_error *err)
 {
-    pthread_mutex_lock(&e->mu);
     abis_store *s = e->store;
     *out = NULL;
     abis_subject_rec subj;
     segstate *seg = NULL;
     abis_subject_view *v = NULL;
+    engine_state_rdlock(e);
     abis_status st = engine_find_subject(e, subject, &subj, &seg, err);
+    engine_state_unlock(e);
     char hex[ABIS_ID_HEX_LEN + 1] = "";
     if (st == ABIS_OK) {
         abis_id_to_hex(subject, hex);
@@ -361,6 +404,7 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
     if (st == ABIS_OK && !(v = calloc(1, sizeof *v)))
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     view_ctx vc = {e, v, 0};
+    engine_state_rdlock(e); /* the callbacks name modalities and purposes */
     if (st == ABIS_OK) {
         v->subject_id = *subject;
         snprintf(v->segment, sizeof v->segment, "%s", seg->rec.name);
@@ -374,6 +418,7 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
         st = s->ops->lock_scan_subject(s, subject, view_lock, &vc, err);
     if (st == ABIS_OK)
         st = s->ops->audit_scan_subject(s, hex, view_history, &vc, err);
+    engine_state_unlock(e);
     if (st == ABIS_OK && vc.oom)
         st = abis_error_set(err, ABIS_E_NOMEM, "out of memory");
     if (st != ABIS_OK) {
@@ -383,6 +428,5 @@ abis_status abis_subject_show(abis_engine *e, const abis_caller *c, const abis_i
     } else {
         *out = v;
     }
-    pthread_mutex_unlock(&e->mu);
     return st;
 }

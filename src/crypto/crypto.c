@@ -206,6 +206,12 @@ void abis_hash2(const void *a, size_t alen, const void *b, size_t blen, unsigned
     crypto_generichash_final(&st, out, 32);
 }
 
+void abis_wipe(void *p, size_t len)
+{
+    if (p && len)
+        sodium_memzero(p, len);
+}
+
 void abis_wipe_free(void *p, size_t len)
 {
     if (p) {
@@ -227,4 +233,60 @@ int abis_from_hex(const char *hex, void *bin, size_t len)
     if (sodium_hex2bin(bin, len, hex, 2 * len, NULL, &got, NULL) != 0 || got != len)
         return -1;
     return 0;
+}
+
+void abis_keyed_hash(const abis_key *k, const void *msg, size_t len, unsigned char out[32])
+{
+    crypto_generichash(out, 32, msg, len, k->bytes, ABIS_KEY_BYTES);
+}
+
+int abis_equal(const void *a, const void *b, size_t len)
+{
+    return sodium_memcmp(a, b, len) == 0;
+}
+
+void abis_sha256(const void *msg, size_t len, unsigned char out[32])
+{
+    crypto_hash_sha256(out, msg, len);
+}
+
+/* The round function of the pseudonym permutation: the first 8 bytes of
+ * BLAKE2b keyed by k over (tag, round, half). */
+static void pseudonym_round(const abis_key *k, unsigned round, const unsigned char half[8],
+                            unsigned char out[8])
+{
+    static const char tag[] = "abis-pseudonym-v1";
+    unsigned char msg[sizeof tag - 1 + 1 + 8];
+    memcpy(msg, tag, sizeof tag - 1);
+    msg[sizeof tag - 1] = (unsigned char)round;
+    memcpy(msg + sizeof tag, half, 8);
+    crypto_generichash(out, 8, msg, sizeof msg, k->bytes, ABIS_KEY_BYTES);
+}
+
+void abis_pseudonym(const abis_key *k, const unsigned char in[16], unsigned char out[16],
+                    int inverse)
+{
+    unsigned char l[8], r[8], f[8];
+    memcpy(l, in, 8);
+    memcpy(r, in + 8, 8);
+    for (unsigned i = 0; i < ABIS_PSEUDONYM_ROUNDS; i++) {
+        if (!inverse) { /* (l, r) -> (r, l ^ F_i(r)) */
+            pseudonym_round(k, i, r, f);
+            for (int j = 0; j < 8; j++) {
+                unsigned char t = r[j];
+                r[j] = (unsigned char)(l[j] ^ f[j]);
+                l[j] = t;
+            }
+        } else { /* (l, r) -> (r ^ F_i(l), l), rounds in reverse */
+            pseudonym_round(k, ABIS_PSEUDONYM_ROUNDS - 1 - i, l, f);
+            for (int j = 0; j < 8; j++) {
+                unsigned char t = l[j];
+                l[j] = (unsigned char)(r[j] ^ f[j]);
+                r[j] = t;
+            }
+        }
+    }
+    memcpy(out, l, 8);
+    memcpy(out + 8, r, 8);
+    sodium_memzero(f, sizeof f);
 }

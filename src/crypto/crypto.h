@@ -7,8 +7,14 @@
  *          -> wraps each subject's random data key (XChaCha20-Poly1305, AD = subject id)
  *               -> seals that subject's templates (XChaCha20-Poly1305,
  *                  AD = subject id || template id)
+ *          -> snapshot key = crypto_kdf(segment key, id = modality id, ctx "abisSNAP")
+ *               -> encrypts the gallery snapshot of (segment, modality)
  *     -> audit signing key = Ed25519 seed from crypto_kdf(master, 1, "abisAUDT")
  *     -> key check value   = BLAKE2b keyed by crypto_kdf(master, 1, "abisKCV_")
+ *     -> API-key hash key  = crypto_kdf(master, 1, "abisAPIK"): the store keeps only
+ *                            BLAKE2b(key = it, the API key), compared in constant time
+ *     -> client key        = crypto_kdf(master, client id, "abisCLNT"): seals that
+ *                            client's random pseudonym key (AD = client name)
  *
  * All keys are wiped with sodium_memzero when no longer needed.
  */
@@ -74,6 +80,24 @@ int abis_sign_check(const unsigned char pk[ABIS_SIGN_PK_BYTES], const void *msg,
 /* BLAKE2b-256 over the concatenation of two buffers (either may be empty). */
 void abis_hash2(const void *a, size_t alen, const void *b, size_t blen, unsigned char out[32]);
 
+/* BLAKE2b-256 of `msg` keyed by `k` (crypto_generichash). */
+void abis_keyed_hash(const abis_key *k, const void *msg, size_t len, unsigned char out[32]);
+/* 1 when the buffers are equal; constant time in `len` (sodium_memcmp). */
+int abis_equal(const void *a, const void *b, size_t len);
+/* SHA-256 (crypto_hash_sha256): fingerprints of TLS client certificates. */
+void abis_sha256(const void *msg, size_t len, unsigned char out[32]);
+
+/* A client's pseudonym of a 16-byte id and back: a keyed permutation of
+ * 128-bit strings, an 8-round Feistel network (Luby-Rackoff) whose round
+ * function is BLAKE2b keyed by the client's pseudonym key.  Without the key
+ * the pseudonyms of two clients cannot be linked; with it the engine maps a
+ * pseudonym back to its id without any table.  inverse = 1 undoes it. */
+#define ABIS_PSEUDONYM_ROUNDS 8
+void abis_pseudonym(const abis_key *k, const unsigned char in[16], unsigned char out[16],
+                    int inverse);
+
+/* Wipe `len` bytes (sodium_memzero). */
+void abis_wipe(void *p, size_t len);
 /* Wipe `len` bytes (sodium_memzero) and free them: for buffers that held
  * biometric data or keys.  NULL is allowed. */
 void abis_wipe_free(void *p, size_t len);

@@ -92,6 +92,10 @@ typedef struct abis_eval_verif_metrics {
     uint64_t n_genuine, n_impostor;
     abis_eval_rate eer;                                 /* value = EER, threshold where reached */
     abis_eval_rate fnmr_at_fmr[ABIS_EVAL_N_FMR_TARGETS]; /* at FMR 1e-2, 1e-3, 1e-4 */
+    /* ZeroFMR (FVC): the FNMR at the lowest threshold no impostor reaches, just
+     * above the highest impostor score; supported with any impostor and genuine
+     * score, no interval (it rests on one score) */
+    abis_eval_rate fnmr_at_zero_fmr;
     double d_prime;    /* decidability: |mu_g - mu_i| / sqrt((var_g + var_i) / 2) */
     double fte_rate;   /* failed_to_enrol / attempted */
     double fta_rate;   /* failed_to_acquire / attempted */

@@ -20,6 +20,9 @@
  *           non-matches).  Supported only when k >= 1, i.e. #impostor >= 1/f
  *           (and there are genuine scores); otherwise supported = 0 and value,
  *           lo, hi and threshold are NaN.  support = #impostor.
+ *   ZeroFMR FNMR at the threshold just above the highest impostor score (the
+ *           FVC competitions' figure); supported with any genuine and impostor
+ *           score, support = #impostor; no bootstrap interval.
  *   d'      |mean_g - mean_i| / sqrt((var_g + var_i) / 2), population
  *           variances (divided by n); NaN with an empty class, +inf when both
  *           variances are 0 and the means differ.
@@ -475,6 +478,17 @@ abis_status abis_eval_verification(const abis_eval_scores *s, unsigned bootstrap
         r->lo = r->hi = r->value;
         r->support = ni;
         r->supported = 1;
+    }
+
+    if (ng > 0 && ni > 0) {
+        abis_eval_rate *z = &m->fnmr_at_zero_fmr;
+        z->threshold = nextafter(imp[ni - 1], INFINITY);
+        z->value = (double)abis_eval_count_below(gen, ng, z->threshold) / (double)ng;
+        z->lo = z->hi = z->value;
+        z->support = ni;
+        z->supported = 1;
+    } else {
+        rate_unsupported(&m->fnmr_at_zero_fmr, ni);
     }
 
     if (bootstrap > 0 && ng > 0 && ni > 0)

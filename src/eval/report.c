@@ -11,6 +11,7 @@
  *    "counts": {"genuine": n, "impostor": n, "mated": n, "nonmated": n},
  *    "eer": RATE | null,
  *    "fnmr_at_fmr": [RATE + "fmr": target, ...] | null,
+ *    "fnmr_at_zero_fmr": RATE | null,
  *    "d_prime": x, "fte": x, "fta": x,
  *    "identification": {"gallery_size": n,
  *                       "fnir_at_fpir": [RATE + "fpir": target, ...],
@@ -93,11 +94,13 @@ abis_status abis_eval_report_json(FILE *out, const char *system, const abis_eval
                                                         abis_eval_fmr_targets[k], &bad)) != 0)
                 bad = 1;
         put(root, "fnmr_at_fmr", arr, &bad);
+        put(root, "fnmr_at_zero_fmr", rate(&v->fnmr_at_zero_fmr, NULL, 0, &bad), &bad);
         put(root, "d_prime", num(v->d_prime), &bad);
         put(root, "fte", num(v->fte_rate), &bad);
         put(root, "fta", num(v->fta_rate), &bad);
     } else {
-        static const char *const keys[] = {"eer", "fnmr_at_fmr", "d_prime", "fte", "fta"};
+        static const char *const keys[] = {"eer",     "fnmr_at_fmr", "fnmr_at_zero_fmr",
+                                           "d_prime", "fte",         "fta"};
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             put(root, keys[k], json_null(), &bad);
     }

@@ -11,7 +11,7 @@
  * rows whose slot passes the filter are listed, the best Hamming kernel
  * (match/hamming.h) gives the (d, n) counts of every listed row against all
  * copies, and each row's best normalised distance over the shifts gives its
- * score.  Top-k distinct slots are kept as in gallery_vector.c, ordered by
+ * score.  Top-k distinct slots are kept by gallery/topk.h, ordered by
  * (score descending, row ascending), a total order, so the result does not
  * depend on how the rows are split.
  *
@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "gallery/rows.h"
+#include "gallery/topk.h"
 #include "match/hamming.h"
 #include "modality/iris/iris.h"
 
@@ -88,56 +89,13 @@ static size_t ig_count(const abis_gallery *base)
 
 /* ---- search ----------------------------------------------------------------- */
 
-typedef struct top_entry {
-    float score;
-    uint32_t slot;
-    uint32_t row;
-} top_entry;
-
-/* a ranks before b: higher score, then lower row */
-static int top_before(const top_entry *a, const top_entry *b)
-{
-    return a->score > b->score || (a->score == b->score && a->row < b->row);
-}
-
-static void top_raise(top_entry *top, size_t i)
-{
-    top_entry e = top[i];
-    while (i > 0 && top_before(&e, &top[i - 1])) {
-        top[i] = top[i - 1];
-        i--;
-    }
-    top[i] = e;
-}
-
-/* Offer row `row` of `slot` with score s; rows come in increasing order. */
-static void top_offer(top_entry *top, size_t *n, size_t cap, float s, uint32_t slot, uint32_t row)
-{
-    if (*n == cap && !(s > top[*n - 1].score))
-        return;
-    size_t j = 0;
-    while (j < *n && top[j].slot != slot)
-        j++;
-    if (j < *n) {
-        if (s > top[j].score) {
-            top[j].score = s;
-            top[j].row = row;
-            top_raise(top, j);
-        }
-        return;
-    }
-    j = *n < cap ? (*n)++ : *n - 1;
-    top[j] = (top_entry){s, slot, row};
-    top_raise(top, j);
-}
-
 typedef struct scan_job {
     const igallery *g;
     const abis_iris_code *probe; /* N_SHIFTS copies */
     const abis_hamming_kernel *kern;
     const abis_bitset *allow;
     size_t begin, end, cap;
-    top_entry *top; /* cap entries */
+    abis_top *top; /* cap entries */
     size_t n;
     int failed; /* out of memory for the count buffer */
 } scan_job;
@@ -183,17 +141,11 @@ static void *scan_chunk(void *arg)
             continue;
         j->kern->scan(j->probe, N_SHIFTS, (const abis_iris_code *)g->rows.data, idx, m, counts);
         for (size_t i = 0; i < m; i++)
-            top_offer(j->top, &j->n, j->cap, row_score(counts + i * N_SHIFTS),
-                      g->rows.slots[idx[i]], idx[i]);
+            abis_top_offer(j->top, &j->n, j->cap, row_score(counts + i * N_SHIFTS),
+                           g->rows.slots[idx[i]], idx[i]);
     }
     free(counts);
     return NULL;
-}
-
-static int cmp_top(const void *a, const void *b)
-{
-    const top_entry *x = a, *y = b;
-    return top_before(x, y) ? -1 : top_before(y, x) ? 1 : 0;
 }
 
 static unsigned thread_count(const igallery *g, size_t rows)
@@ -227,9 +179,10 @@ static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, 
     size_t cap = k < live ? k : live;
 
     abis_iris_code *shifted = aligned_alloc(ABIS_ROWS_ALIGN, N_SHIFTS * sizeof *shifted);
+    abis_top *merged = NULL;
     unsigned nt = thread_count(g, g->rows.n);
     scan_job *jobs = calloc(nt, sizeof *jobs);
-    top_entry *tops = malloc((size_t)nt * cap * sizeof *tops);
+    abis_top *tops = malloc((size_t)nt * cap * sizeof *tops);
     pthread_t *tid = calloc(nt, sizeof *tid);
     unsigned char *started = calloc(nt, 1);
     abis_status st = ABIS_OK;
@@ -263,7 +216,7 @@ static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, 
             scan_chunk(&jobs[t]);
     }
 
-    /* merge: pack every chunk's entries, sort, keep each slot's first */
+    /* merge: pack every chunk's entries, keep each slot's best */
     size_t total = 0;
     for (unsigned t = 0; t < nt; t++) {
         if (jobs[t].failed) {
@@ -273,21 +226,17 @@ static abis_status ig_search(abis_gallery *base, const void *probe, size_t len, 
         memmove(tops + total, jobs[t].top, jobs[t].n * sizeof *tops);
         total += jobs[t].n;
     }
-    qsort(tops, total, sizeof *tops, cmp_top);
-    size_t n = 0;
-    for (size_t i = 0; i < total && n < cap; i++) {
-        size_t j = 0;
-        while (j < n && out[j].slot != tops[i].slot)
-            j++;
-        if (j < n)
-            continue;
-        out[n].slot = tops[i].slot;
-        out[n].template_id = g->rows.ids[tops[i].row];
-        out[n].score = tops[i].score;
-        n++;
+    merged = malloc(cap * sizeof *merged);
+    if (!merged) {
+        st = abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for %zu results", k);
+        goto done;
     }
+    size_t n = abis_top_merge(tops, total, cap, merged);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (abis_hit){merged[i].slot, g->rows.ids[merged[i].row], merged[i].score};
     *n_out = n;
 done:
+    free(merged);
     free(shifted);
     free(jobs);
     free(tops);

@@ -303,6 +303,34 @@ static abis_status decode_pgm(const uint8_t *b, size_t len, const char *what, ab
 
 /* ---- PNG (libpng simplified API) ----------------------------------------- */
 
+static uint32_t rd32be(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* The horizontal resolution of a PNG from its pHYs chunk (PNG 1.2, 11.3.5.3:
+ * pixels per unit X, Y, unit 1 = metre), or 0 when it has none; the simplified
+ * API does not report it, so the chunks before the image data are walked
+ * here (lengths are checked against the buffer; libpng has checked the rest). */
+static double png_ppi(const uint8_t *b, size_t len)
+{
+    size_t at = 8;
+    while (at + 12 <= len) {
+        uint32_t n = rd32be(b + at);
+        const uint8_t *type = b + at + 4;
+        if (n > len - at - 12)
+            return 0;
+        if (memcmp(type, "pHYs", 4) == 0 && n == 9) {
+            uint32_t ppu = rd32be(b + at + 8);
+            return b[at + 16] == 1 && ppu > 0 && ppu < 1000000 ? ppu * 0.0254 : 0;
+        }
+        if (memcmp(type, "IDAT", 4) == 0 || memcmp(type, "IEND", 4) == 0)
+            return 0; /* pHYs must come before the image data */
+        at += 12 + (size_t)n;
+    }
+    return 0;
+}
+
 static abis_status decode_png(const uint8_t *b, size_t len, const char *what, abis_image *out,
                               abis_error *err)
 {
@@ -345,6 +373,7 @@ static abis_status decode_png(const uint8_t *b, size_t len, const char *what, ab
             out->pixels[k] = luma(rgb[3 * k], rgb[3 * k + 1], rgb[3 * k + 2]);
         free(rgb);
     }
+    out->ppi = png_ppi(b, len);
     return ABIS_OK;
 }
 

@@ -22,7 +22,8 @@
 typedef struct abis_image {
     int width, height;
     uint8_t *pixels;   /* width * height * channels bytes, row-major, top row first */
-    double ppi;        /* resolution from the file, or 0 when it has none */
+    double ppi;        /* pixels per inch from the file (BMP pixels per metre, PNG pHYs,
+                        * JPEG JFIF density, TIFF resolution tags), or 0 when it has none */
     int channels;      /* 1: grey; 3: R, G, B (0 counts as 1) */
     size_t max_pixels; /* decoding refuses images of more pixels (0: no limit but the side) */
 } abis_image;

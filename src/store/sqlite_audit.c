@@ -99,7 +99,9 @@ abis_status sq_audit_append(abis_store *base, const abis_audit_rec *r, abis_erro
 
 abis_status sq_audit_last(abis_store *base, abis_audit_rec *r, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st =
         sq_prepare(s, SQ_AUDIT_LAST, s->db,
@@ -133,6 +135,8 @@ static abis_status scan_audit(sq_store *s, const char *sql, const char *text, in
     if (!cb)
         return abis_error_set(err, ABIS_E_INVALID, "%s: no callback", what);
     struct audit_scan c = {cb, ctx};
+    if (!(s = sq_reader(s, err)))
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare_fresh(s, s->db, sql, &q, err);
     if (st != ABIS_OK)
@@ -229,7 +233,9 @@ static int checkpoint_row(sqlite3_stmt *q, void *p)
 abis_status sq_checkpoint_scan(abis_store *base, abis_checkpoint_rec_cb cb, void *ctx,
                                abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     if (!cb)
         return abis_error_set(err, ABIS_E_INVALID, "checkpoint_scan: no callback");
     struct checkpoint_scan c = {cb, ctx};
@@ -243,7 +249,9 @@ abis_status sq_checkpoint_scan(abis_store *base, abis_checkpoint_rec_cb cb, void
 
 abis_status sq_checkpoint_last(abis_store *base, abis_checkpoint_rec *r, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(
         s, SQ_CHECKPOINT_LAST, s->db,

@@ -10,10 +10,12 @@
  *   sqlite_subjects.c  subjects, templates, consents, locks
  *   sqlite_audit.c     audit entries and signed checkpoints
  *   sqlite_keys.c      the key store (keys.db): wrapped subject keys and keymeta
+ *   sqlite_clients.c   clients (relying parties), their scopes, idempotency records
  */
 #ifndef ABIS_STORE_SQLITE_INTERNAL_H
 #define ABIS_STORE_SQLITE_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,9 +33,11 @@
 /* Default wait for another writer's lock, overridable by ABIS_BUSY_TIMEOUT_MS. */
 #define SQ_BUSY_TIMEOUT_MS_DEFAULT 10000
 
-/* Slots of the prepared-statement cache.  Only statements that run to
- * completion inside one call are cached; scans (which hand rows to a
- * callback that may call back into the store) prepare their own. */
+/* Slots of the prepared-statement cache.  Statements that run to completion
+ * inside one call are cached.  A scan hands rows to a callback that may
+ * call back into the store; the scans of one subject (every verify runs
+ * them) are cached too, and prepared afresh when their cached statement is
+ * still running (a callback that scans again). */
 enum sq_stmt_id {
     SQ_META_GET,
     SQ_META_SET,
@@ -69,20 +73,55 @@ enum sq_stmt_id {
     SQ_KEY_DELETE,
     SQ_KEYMETA_GET,
     SQ_KEYMETA_SET,
+    SQ_CLIENT_ADD,
+    SQ_CLIENT_UPDATE,
+    SQ_CLIENT_GET,
+    SQ_CLIENT_SEGMENT_ADD,
+    SQ_CLIENT_PURPOSE_ADD,
+    SQ_IDEM_GET,
+    SQ_IDEM_PUT,
+    SQ_IDEM_PURGE,
+    SQ_TEMPLATE_SCAN_SUBJECT,
+    SQ_CONSENT_SCAN_SUBJECT,
+    SQ_LOCK_SCAN_SUBJECT,
     SQ_STMT_COUNT
 };
 
+/*
+ * Threads.  The store is one `main` sq_store (the connections that write)
+ * and, per thread that reads, a `reader`: an sq_store of its own with its
+ * own read-only connections and statement cache, so that reads on many
+ * threads run in parallel with each other and with a write transaction
+ * (WAL).  Every read operation starts with sq_reader(), which picks the
+ * thread's reader -- or the main store itself inside this thread's own
+ * write transaction, which must see its own changes.  Write transactions
+ * are one at a time: begin() takes tx_mu and commit()/rollback() release
+ * it; key store writes (autocommit) take keys_mu.  A reader is created on a
+ * thread's first read and given back to the pool when the thread ends.
+ */
 typedef struct sq_store {
     abis_store base; /* first: an abis_store * is an sq_store * */
     sqlite3 *db;     /* DIR/abis.db */
     sqlite3 *keys;   /* DIR/keys.db */
-    char *dir;
+    char *dir;       /* a reader borrows dir and the paths from its main store */
     char *db_path;
     char *keys_path;
     int read_only;
     int in_tx;   /* between a successful begin() and commit()/rollback() */
     int busy_ms; /* busy timeout in force on both connections */
     sqlite3_stmt *stmt[SQ_STMT_COUNT];
+
+    struct sq_store *main; /* a reader: the store it reads for; NULL in the main store */
+    int in_use;            /* a reader: held by a thread */
+    int snapshot_depth;    /* a reader: nesting of read_begin() */
+    /* The main store only: */
+    pthread_mutex_t tx_mu;   /* held by the thread in a write transaction */
+    pthread_mutex_t keys_mu; /* key store writes */
+    pthread_mutex_t pool_mu; /* the readers array */
+    pthread_key_t tls;       /* the calling thread's reader */
+    int sync_ok;             /* the mutexes and tls exist */
+    struct sq_store **readers;
+    size_t n_readers, cap_readers;
 } sq_store;
 
 static inline sq_store *sq_of(abis_store *s)
@@ -90,13 +129,10 @@ static inline sq_store *sq_of(abis_store *s)
     return (sq_store *)s;
 }
 
-/* The schema (sqlite_schema.c), as NULL-terminated lists of SQL statements.
- * sq_data_schema / sq_keys_schema create the latest version in an empty
- * file; sq_*_migrations[v] takes a file from version v - 1 to v (index 0 is
- * unused). */
+/* The schema (sqlite_schema.c), as NULL-terminated lists of SQL statements:
+ * sq_*_migrations[v] takes a file from version v - 1 to v (index 0 is
+ * unused); a new file runs every step. */
 typedef const char *const *sq_sql_list;
-extern const sq_sql_list sq_data_schema;
-extern const sq_sql_list sq_keys_schema;
 extern const sq_sql_list sq_data_migrations[ABIS_STORE_SCHEMA_VERSION + 1];
 extern const sq_sql_list sq_keys_migrations[SQ_KEYS_SCHEMA_VERSION + 1];
 
@@ -109,6 +145,23 @@ abis_status sq_prepare_fresh(sq_store *s, sqlite3 *db, const char *sql, sqlite3_
                              abis_error *err);
 /* Reset a cached statement and drop its bindings (blobs bound SQLITE_STATIC). */
 void sq_done(sqlite3_stmt *q);
+
+/* The store to read through on the calling thread: `s` itself when it is
+ * a reader or when this thread holds its write transaction, else the
+ * thread's reader (its connections opened on first use).  NULL with `err`
+ * filled when a reader cannot be opened. */
+sq_store *sq_reader(sq_store *s, abis_error *err);
+/* The same for the key store, whose writes are autocommit: always the
+ * thread's reader (the main keys connection is written under keys_mu). */
+sq_store *sq_key_reader(sq_store *s, abis_error *err);
+/* Around a write to the main key store connection. */
+void sq_keys_lock(sq_store *s);
+void sq_keys_unlock(sq_store *s);
+/* The status to return when sq_reader gave NULL. */
+abis_status sq_reader_failed(const abis_error *err);
+
+/* 1 when the calling thread holds s's write transaction. */
+int sq_owns_tx(const sq_store *s);
 
 /* Turn a failed SQLite call into a status and a message naming `what` and
  * the file: busy -> ABIS_E_BUSY, full disk and I/O -> ABIS_E_IO, no memory
@@ -125,6 +178,9 @@ abis_status sq_need_writable(sq_store *s, const char *op, abis_error *err);
 typedef int (*sq_row_fn)(sqlite3_stmt *q, void *ctx);
 abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
                     const char *what, abis_error *err);
+/* The same without finalizing q (a cached statement: the caller resets it). */
+abis_status sq_scan_rows(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
+                         const char *what, abis_error *err);
 
 /* Step a cached statement (bind_rc: the result of binding it) that returns
  * at most one row; read(q, rec) copies the row and *found says whether there
@@ -134,9 +190,10 @@ abis_status sq_get_row(sq_store *s, sqlite3 *db, sqlite3_stmt *q, int bind_rc, s
                        void *rec, int *found, const char *what, abis_error *err);
 
 /* Small text settings in a (key TEXT, value TEXT) table: meta and keymeta
- * (sqlite_registry.c).  `label` names the table in messages. */
-abis_status sq_kv_get(sq_store *s, enum sq_stmt_id id, sqlite3 *db, const char *sql,
-                      const char *label, const char *key, char *buf, size_t cap, abis_error *err);
+ * (sqlite_registry.c).  `label` names the table in messages; sq_kv_get reads
+ * through sq_reader() from the key store when `keys`, else the data store. */
+abis_status sq_kv_get(sq_store *s, enum sq_stmt_id id, int keys, const char *sql, const char *label,
+                      const char *key, char *buf, size_t cap, abis_error *err);
 abis_status sq_kv_set(sq_store *s, enum sq_stmt_id id, sqlite3 *db, const char *sql,
                       const char *label, const char *key, const char *value, abis_error *err);
 
@@ -217,6 +274,19 @@ abis_status sq_checkpoint_add(abis_store *s, const abis_checkpoint_rec *r, abis_
 abis_status sq_checkpoint_scan(abis_store *s, abis_checkpoint_rec_cb cb, void *ctx,
                                abis_error *err);
 abis_status sq_checkpoint_last(abis_store *s, abis_checkpoint_rec *r, abis_error *err);
+
+abis_status sq_client_add(abis_store *s, abis_client_rec *r, abis_error *err);
+abis_status sq_client_update(abis_store *s, const abis_client_rec *r, abis_error *err);
+abis_status sq_client_get(abis_store *s, const char *name, abis_client_rec *r, abis_error *err);
+abis_status sq_client_scan(abis_store *s, abis_client_rec_cb cb, void *ctx, abis_error *err);
+abis_status sq_client_scope_add(abis_store *s, int64_t client_id, abis_scope_kind kind,
+                                int64_t ref_id, abis_error *err);
+abis_status sq_client_scope_scan(abis_store *s, int64_t client_id, abis_scope_cb cb, void *ctx,
+                                 abis_error *err);
+abis_status sq_idem_get(abis_store *s, int64_t client_id, const char *key, abis_idem_rec *r,
+                        abis_error *err);
+abis_status sq_idem_put(abis_store *s, const abis_idem_rec *r, abis_error *err);
+abis_status sq_idem_purge(abis_store *s, int64_t now, abis_error *err);
 
 abis_status sq_key_put(abis_store *s, const abis_id *subject, const unsigned char *wrapped,
                        size_t len, abis_error *err);

@@ -22,13 +22,16 @@ abis_status sq_key_put(abis_store *base, const abis_id *subject, const unsigned 
     if (!subject || !wrapped || len == 0 || len > INT_MAX)
         return abis_error_set(err, ABIS_E_INVALID, "key_put: no subject or no wrapped key");
     sqlite3_stmt *q;
+    sq_keys_lock(s);
     /* A re-wrapped key (new master key) replaces the old bytes and keeps its
      * creation time: the data key itself is unchanged. */
     if ((st = sq_prepare(s, SQ_KEY_PUT, s->keys,
                          "INSERT INTO keys (subject_id, wrapped, created_at) VALUES (?1, ?2, ?3)"
                          " ON CONFLICT (subject_id) DO UPDATE SET wrapped = excluded.wrapped",
-                         &q, err)) != ABIS_OK)
+                         &q, err)) != ABIS_OK) {
+        sq_keys_unlock(s);
         return st;
+    }
     int rc = sq_bind_id(q, 1, subject);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(q, 2, wrapped, (int)len, SQLITE_STATIC);
@@ -39,6 +42,7 @@ abis_status sq_key_put(abis_store *base, const abis_id *subject, const unsigned 
     if (rc != SQLITE_DONE)
         st = sq_fail(s, s->keys, rc, "storing a subject key", err);
     sq_done(q);
+    sq_keys_unlock(s);
     return st;
 }
 
@@ -61,9 +65,11 @@ static void read_key(sqlite3_stmt *q, void *rec)
 abis_status sq_key_get(abis_store *base, const abis_id *subject, unsigned char *buf, size_t cap,
                        size_t *len, abis_error *err)
 {
-    sq_store *s = sq_of(base);
     if (!subject || !len || (!buf && cap))
         return abis_error_set(err, ABIS_E_INVALID, "key_get: missing subject or result");
+    sq_store *s = sq_key_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, SQ_KEY_GET, s->keys,
                                 "SELECT wrapped FROM keys WHERE subject_id = ?1", &q, err);
@@ -101,9 +107,12 @@ abis_status sq_key_delete(abis_store *base, const abis_id *subject, abis_error *
     char hex[ABIS_ID_HEX_LEN + 1];
     sq_id_hex(subject, hex);
     sqlite3_stmt *q;
+    sq_keys_lock(s);
     if ((st = sq_prepare(s, SQ_KEY_DELETE, s->keys, "DELETE FROM keys WHERE subject_id = ?1", &q,
-                         err)) != ABIS_OK)
+                         err)) != ABIS_OK) {
+        sq_keys_unlock(s);
         return st;
+    }
     int rc = sq_bind_id(q, 1, subject);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(q);
@@ -113,10 +122,9 @@ abis_status sq_key_delete(abis_store *base, const abis_id *subject, abis_error *
         st =
             abis_error_set(err, ABIS_E_NOT_FOUND, "no key for subject %s in %s", hex, s->keys_path);
     sq_done(q);
-    if (st != ABIS_OK)
-        return st;
-    if ((st = sq_checkpoint_truncate(s, s->keys, err)) != ABIS_OK)
+    if (st == ABIS_OK && (st = sq_checkpoint_truncate(s, s->keys, err)) != ABIS_OK)
         abis_error_prefix(err, "the key of subject %s was deleted, but", hex);
+    sq_keys_unlock(s);
     return st;
 }
 
@@ -135,9 +143,11 @@ static int key_row(sqlite3_stmt *q, void *p)
 
 abis_status sq_key_scan(abis_store *base, abis_key_cb cb, void *ctx, abis_error *err)
 {
-    sq_store *s = sq_of(base);
     if (!cb)
         return abis_error_set(err, ABIS_E_INVALID, "key_scan: no callback");
+    sq_store *s = sq_key_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     struct key_scan c = {cb, ctx};
     sqlite3_stmt *q;
     abis_status st = sq_prepare_fresh(
@@ -150,8 +160,7 @@ abis_status sq_key_scan(abis_store *base, abis_key_cb cb, void *ctx, abis_error 
 abis_status sq_keymeta_get(abis_store *base, const char *key, char *buf, size_t cap,
                            abis_error *err)
 {
-    sq_store *s = sq_of(base);
-    return sq_kv_get(s, SQ_KEYMETA_GET, s->keys, "SELECT value FROM keymeta WHERE key = ?1",
+    return sq_kv_get(sq_of(base), SQ_KEYMETA_GET, 1, "SELECT value FROM keymeta WHERE key = ?1",
                      "keymeta", key, buf, cap, err);
 }
 
@@ -161,8 +170,11 @@ abis_status sq_keymeta_set(abis_store *base, const char *key, const char *value,
     abis_status st = sq_need_writable(s, "keymeta_set", err);
     if (st != ABIS_OK)
         return st;
-    return sq_kv_set(s, SQ_KEYMETA_SET, s->keys,
-                     "INSERT INTO keymeta (key, value) VALUES (?1, ?2)"
-                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                     "keymeta", key, value, err);
+    sq_keys_lock(s);
+    st = sq_kv_set(s, SQ_KEYMETA_SET, s->keys,
+                   "INSERT INTO keymeta (key, value) VALUES (?1, ?2)"
+                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   "keymeta", key, value, err);
+    sq_keys_unlock(s);
+    return st;
 }

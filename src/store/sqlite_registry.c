@@ -30,12 +30,15 @@ static void read_kv(sqlite3_stmt *q, void *rec)
     }
 }
 
-abis_status sq_kv_get(sq_store *s, enum sq_stmt_id id, sqlite3 *db, const char *sql,
-                      const char *label, const char *key, char *buf, size_t cap, abis_error *err)
+abis_status sq_kv_get(sq_store *s, enum sq_stmt_id id, int keys, const char *sql, const char *label,
+                      const char *key, char *buf, size_t cap, abis_error *err)
 {
     abis_status st = sq_check_text(key, ABIS_NAME_MAX, 0, "setting name", err);
     if (st != ABIS_OK)
         return st;
+    if (!(s = keys ? sq_key_reader(s, err) : sq_reader(s, err)))
+        return sq_reader_failed(err);
+    sqlite3 *db = keys ? s->keys : s->db;
     if (!buf || cap == 0)
         return abis_error_set(err, ABIS_E_INVALID, "%s '%s': no buffer for the value", label, key);
     sqlite3_stmt *q;
@@ -80,9 +83,8 @@ abis_status sq_kv_set(sq_store *s, enum sq_stmt_id id, sqlite3 *db, const char *
 
 abis_status sq_meta_get(abis_store *base, const char *key, char *buf, size_t cap, abis_error *err)
 {
-    sq_store *s = sq_of(base);
-    return sq_kv_get(s, SQ_META_GET, s->db, "SELECT value FROM meta WHERE key = ?1", "meta", key,
-                     buf, cap, err);
+    return sq_kv_get(sq_of(base), SQ_META_GET, 0, "SELECT value FROM meta WHERE key = ?1", "meta",
+                     key, buf, cap, err);
 }
 
 abis_status sq_meta_set(abis_store *base, const char *key, const char *value, abis_error *err)
@@ -143,6 +145,8 @@ static abis_status get_one(sq_store *s, enum sq_stmt_id id, const char *sql, con
                            int64_t num, sq_read_fn read, void *rec, const char *missing,
                            abis_error *err)
 {
+    if (!(s = sq_reader(s, err)))
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, id, s->db, sql, &q, err);
     if (st != ABIS_OK)
@@ -198,6 +202,8 @@ static abis_status list_all(sq_store *s, const char *sql, sq_row_fn row, void *c
 {
     if (!has_cb)
         return abis_error_set(err, ABIS_E_INVALID, "%s: no callback", what);
+    if (!(s = sq_reader(s, err)))
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare_fresh(s, s->db, sql, &q, err);
     if (st != ABIS_OK)
@@ -434,10 +440,12 @@ static void read_calibration(sqlite3_stmt *q, void *rec)
 
 abis_status sq_calibration_get(abis_store *base, int64_t modality_id, char **json, abis_error *err)
 {
-    sq_store *s = sq_of(base);
     if (!json)
         return abis_error_set(err, ABIS_E_INVALID, "calibration_get: no result pointer");
     *json = NULL;
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, SQ_CALIBRATION_GET, s->db,
                                 "SELECT name, calibration FROM modalities WHERE id = ?1", &q, err);

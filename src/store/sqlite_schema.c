@@ -9,9 +9,9 @@
  *   1. bump the version constant;
  *   2. append the step from N to N + 1 to sq_*_migrations (never edit an
  *      existing step: stores in the field were built by it);
- *   3. change sq_*_schema so that a new store is created at N + 1 directly,
- *      and keep "migrated from 1" and "created at N + 1" identical (add a
- *      test to tests/test_store.c comparing their sqlite_schema rows).
+ *   3. nothing else: a new store is created by running every step in order
+ *      (store_sqlite.c, create_schema), so "migrated from 1" and "created at
+ *      N + 1" are identical (tests/test_store.c compares their sqlite_schema).
  * Each step runs in its own transaction together with the user_version bump
  * (store_sqlite.c, migrate), so a crash leaves a file at N or at N + 1.
  *
@@ -135,15 +135,62 @@ static const char *const keys_v1[] = {
     NULL,
 };
 
-const sq_sql_list sq_data_schema = data_v1;
-const sq_sql_list sq_keys_schema = keys_v1;
+/* abis.db, schema 2: relying parties (clients) with their rights and a
+ * keyed hash of their API key, and the results of writes made with an
+ * Idempotency-Key (docs/FORMATS.md, "Clients").  operations and rights are
+ * bit sets (ABIS_CLIENT_OP_*, ABIS_CLIENT_RIGHT_* in abis/client.h); secret
+ * is the client's pseudonym key sealed under a key derived from the master
+ * key (nonce || ciphertext || tag: 24 + 32 + 16 bytes). */
+static const char *const data_v2[] = {
+    "CREATE TABLE clients ("
+    "  id          INTEGER PRIMARY KEY,"
+    "  name        TEXT NOT NULL UNIQUE CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 63),"
+    "  key_id      TEXT NOT NULL UNIQUE CHECK (length(CAST(key_id AS BLOB)) = 16),"
+    "  key_hash    BLOB NOT NULL CHECK (length(key_hash) = 32),"
+    "  operations  INTEGER NOT NULL CHECK (operations >= 0),"
+    "  rights      INTEGER NOT NULL CHECK (rights >= 0),"
+    "  rate_limit  REAL NOT NULL CHECK (rate_limit >= 0),"
+    "  cert_sha256 BLOB CHECK (cert_sha256 IS NULL OR length(cert_sha256) = 32),"
+    "  secret      BLOB NOT NULL CHECK (length(secret) = 72),"
+    "  revoked     INTEGER NOT NULL CHECK (revoked IN (0, 1)),"
+    "  created_at  INTEGER NOT NULL,"
+    "  rotated_at  INTEGER NOT NULL,"
+    "  revoked_at  INTEGER NOT NULL"
+    ");",
+    "CREATE TABLE client_segments ("
+    "  client_id  INTEGER NOT NULL REFERENCES clients(id),"
+    "  segment_id INTEGER NOT NULL REFERENCES segments(id),"
+    "  PRIMARY KEY (client_id, segment_id)"
+    ") WITHOUT ROWID;",
+    "CREATE TABLE client_purposes ("
+    "  client_id  INTEGER NOT NULL REFERENCES clients(id),"
+    "  purpose_id INTEGER NOT NULL REFERENCES purposes(id),"
+    "  PRIMARY KEY (client_id, purpose_id)"
+    ") WITHOUT ROWID;",
+    "CREATE TABLE idempotency ("
+    "  client_id    INTEGER NOT NULL REFERENCES clients(id),"
+    "  key          TEXT NOT NULL CHECK (length(CAST(key AS BLOB)) BETWEEN 1 AND 255),"
+    "  request_hash BLOB NOT NULL CHECK (length(request_hash) = 32),"
+    "  operation    TEXT NOT NULL CHECK (length(CAST(operation AS BLOB)) BETWEEN 1 AND 31),"
+    "  subject_id   BLOB CHECK (subject_id IS NULL OR length(subject_id) = 16),"
+    "  template_id  BLOB CHECK (template_id IS NULL OR length(template_id) = 16),"
+    "  created_at   INTEGER NOT NULL,"
+    "  expires_at   INTEGER NOT NULL,"
+    "  PRIMARY KEY (client_id, key)"
+    ") WITHOUT ROWID;",
+    "CREATE INDEX idempotency_by_expiry ON idempotency(expires_at);",
+    NULL,
+};
 
 /* Step v takes a file from version v - 1 to v.  Version 0 is an empty file:
  * open() refuses it (an interrupted init), so step 1 only documents the
- * baseline; later steps are ALTER/CREATE statements on top of it. */
+ * baseline; later steps are ALTER/CREATE statements on top of it.  A new
+ * file is created by running every step in one transaction, so "created at
+ * N" and "migrated to N" are the same schema by construction. */
 const sq_sql_list sq_data_migrations[ABIS_STORE_SCHEMA_VERSION + 1] = {
     [0] = NULL,
     [1] = data_v1,
+    [2] = data_v2,
 };
 
 const sq_sql_list sq_keys_migrations[SQ_KEYS_SCHEMA_VERSION + 1] = {

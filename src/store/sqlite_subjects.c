@@ -16,14 +16,20 @@ struct scan_params {
     int64_t a, b;
 };
 
-/* The generic core of every scan in this file. */
-static abis_status scan(sq_store *s, const char *sql, struct scan_params p, sq_row_fn row,
-                        void *ctx, int has_cb, const char *what, abis_error *err)
+/* The generic core of every scan in this file.  `id` names the cached
+ * statement to use (SQ_STMT_COUNT: none); when it is busy -- a callback
+ * running this same scan again -- a fresh one is prepared. */
+static abis_status scan(sq_store *s, enum sq_stmt_id id, const char *sql, struct scan_params p,
+                        sq_row_fn row, void *ctx, int has_cb, const char *what, abis_error *err)
 {
     if (!has_cb)
         return abis_error_set(err, ABIS_E_INVALID, "%s: no callback", what);
+    if (!(s = sq_reader(s, err)))
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
-    abis_status st = sq_prepare_fresh(s, s->db, sql, &q, err);
+    int cached = id < SQ_STMT_COUNT && !(s->stmt[id] && sqlite3_stmt_busy(s->stmt[id]));
+    abis_status st =
+        cached ? sq_prepare(s, id, s->db, sql, &q, err) : sq_prepare_fresh(s, s->db, sql, &q, err);
     if (st != ABIS_OK)
         return st;
     int n = sqlite3_bind_parameter_count(q), rc = SQLITE_OK;
@@ -35,12 +41,15 @@ static abis_status scan(sq_store *s, const char *sql, struct scan_params p, sq_r
         if (rc == SQLITE_OK && n >= 2)
             rc = sqlite3_bind_int64(q, 2, p.b);
     }
-    if (rc != SQLITE_OK) {
+    if (rc != SQLITE_OK)
         st = sq_fail(s, s->db, rc, what, err);
+    else
+        st = sq_scan_rows(s, s->db, q, row, ctx, what, err);
+    if (cached)
+        sq_done(q);
+    else
         sqlite3_finalize(q);
-        return st;
-    }
-    return sq_scan(s, s->db, q, row, ctx, what, err);
+    return st;
 }
 
 /* Step a bound write statement and reset it; returns SQLite's result. */
@@ -107,7 +116,9 @@ abis_status sq_subject_insert(abis_store *base, const abis_subject_rec *r, abis_
 abis_status sq_subject_get(abis_store *base, const abis_id *id, abis_subject_rec *r,
                            abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, SQ_SUBJECT_GET, s->db,
                                 "SELECT " SUBJECT_COLS " FROM subjects s WHERE s.id = ?1", &q, err);
@@ -128,7 +139,9 @@ abis_status sq_subject_get(abis_store *base, const abis_id *id, abis_subject_rec
 abis_status sq_subject_find_ref(abis_store *base, int64_t segment_id, const char *ref,
                                 abis_subject_rec *r, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     abis_status st = sq_check_text(ref, ABIS_REF_MAX, 0, "external reference", err);
     sqlite3_stmt *q;
     if (st != ABIS_OK || (st = sq_prepare(s, SQ_SUBJECT_FIND_REF, s->db,
@@ -192,12 +205,15 @@ abis_status sq_subject_scan(abis_store *base, int64_t segment_id, abis_subject_r
     const char *sql = segment_id ? "SELECT " SUBJECT_COLS " FROM subjects s"
                                    " WHERE s.segment_id = ?1"
                                  : "SELECT " SUBJECT_COLS " FROM subjects s";
-    return scan(sq_of(base), sql, p, subject_row, &c, cb != NULL, "scanning subjects", err);
+    return scan(sq_of(base), SQ_STMT_COUNT, sql, p, subject_row, &c, cb != NULL,
+                "scanning subjects", err);
 }
 
 abis_status sq_subject_count(abis_store *base, int64_t segment_id, uint64_t *n, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     if (!n)
         return abis_error_set(err, ABIS_E_INVALID, "subject_count: no result pointer");
     sqlite3_stmt *q;
@@ -342,7 +358,7 @@ abis_status sq_template_scan_subject(abis_store *base, const abis_id *subject,
     struct scan_params p = {subject, 0, 0};
     if (!subject)
         return abis_error_set(err, ABIS_E_INVALID, "template_scan_subject: no subject");
-    return scan(sq_of(base),
+    return scan(sq_of(base), SQ_TEMPLATE_SCAN_SUBJECT,
                 "SELECT " TEMPLATE_COLS " FROM templates t WHERE t.subject_id = ?1"
                 " ORDER BY t.rowid",
                 p, template_row, &c, cb != NULL, "scanning a subject's templates", err);
@@ -358,7 +374,8 @@ abis_status sq_template_scan(abis_store *base, int64_t segment_id, int64_t modal
                                    " WHERE t.modality_id = ?1 AND s.segment_id = ?2"
                                  : "SELECT " TEMPLATE_COLS " FROM templates t"
                                    " WHERE t.modality_id = ?1";
-    return scan(sq_of(base), sql, p, template_row, &c, cb != NULL, "scanning templates", err);
+    return scan(sq_of(base), SQ_STMT_COUNT, sql, p, template_row, &c, cb != NULL,
+                "scanning templates", err);
 }
 
 /* ---- consents ------------------------------------------------------------- */
@@ -415,7 +432,9 @@ abis_status sq_consent_put(abis_store *base, const abis_consent_rec *r, abis_err
 abis_status sq_consent_get(abis_store *base, const abis_id *subject, int64_t purpose_id,
                            abis_consent_rec *r, abis_error *err)
 {
-    sq_store *s = sq_of(base);
+    sq_store *s = sq_reader(sq_of(base), err);
+    if (!s)
+        return sq_reader_failed(err);
     sqlite3_stmt *q;
     abis_status st = sq_prepare(s, SQ_CONSENT_GET, s->db,
                                 "SELECT " CONSENT_COLS " FROM consents c"
@@ -460,7 +479,7 @@ abis_status sq_consent_scan_subject(abis_store *base, const abis_id *subject,
     struct scan_params p = {subject, 0, 0};
     if (!subject)
         return abis_error_set(err, ABIS_E_INVALID, "consent_scan_subject: no subject");
-    return scan(sq_of(base),
+    return scan(sq_of(base), SQ_CONSENT_SCAN_SUBJECT,
                 "SELECT " CONSENT_COLS " FROM consents c WHERE c.subject_id = ?1"
                 " ORDER BY c.purpose_id",
                 p, consent_row, &c, cb != NULL, "scanning a subject's consents", err);
@@ -475,7 +494,8 @@ abis_status sq_consent_scan_granted(abis_store *base, int64_t segment_id, abis_c
                                    " JOIN subjects s ON s.id = c.subject_id"
                                    " WHERE c.granted = 1 AND s.segment_id = ?1"
                                  : "SELECT " CONSENT_COLS " FROM consents c WHERE c.granted = 1";
-    return scan(sq_of(base), sql, p, consent_row, &c, cb != NULL, "scanning granted consents", err);
+    return scan(sq_of(base), SQ_STMT_COUNT, sql, p, consent_row, &c, cb != NULL,
+                "scanning granted consents", err);
 }
 
 /* ---- locks ---------------------------------------------------------------- */
@@ -575,7 +595,7 @@ abis_status sq_lock_scan_subject(abis_store *base, const abis_id *subject, abis_
     struct scan_params p = {subject, 0, 0};
     if (!subject)
         return abis_error_set(err, ABIS_E_INVALID, "lock_scan_subject: no subject");
-    return scan(sq_of(base),
+    return scan(sq_of(base), SQ_LOCK_SCAN_SUBJECT,
                 "SELECT " LOCK_COLS " FROM locks l WHERE l.subject_id = ?1 ORDER BY l.modality_id",
                 p, lock_row, &c, cb != NULL, "scanning a subject's locks", err);
 }
@@ -589,5 +609,6 @@ abis_status sq_lock_scan(abis_store *base, int64_t segment_id, abis_lock_rec_cb 
                                    " JOIN subjects s ON s.id = l.subject_id"
                                    " WHERE s.segment_id = ?1"
                                  : "SELECT " LOCK_COLS " FROM locks l";
-    return scan(sq_of(base), sql, p, lock_row, &c, cb != NULL, "scanning locks", err);
+    return scan(sq_of(base), SQ_STMT_COUNT, sql, p, lock_row, &c, cb != NULL, "scanning locks",
+                err);
 }

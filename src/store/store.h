@@ -28,7 +28,7 @@
 
 #define ABIS_HASH_BYTES 32
 #define ABIS_SIG_BYTES 64
-#define ABIS_STORE_SCHEMA_VERSION 1
+#define ABIS_STORE_SCHEMA_VERSION 2
 
 typedef struct abis_store abis_store;
 
@@ -115,6 +115,40 @@ typedef struct abis_checkpoint_rec {
     unsigned char sig[ABIS_SIG_BYTES];
 } abis_checkpoint_rec;
 
+/* A relying party (schema 2).  Segments and purposes it may use are kept
+ * apart (client_scope_*). */
+#define ABIS_CLIENT_KEY_ID_LEN 16    /* hex digits of the public part of an API key */
+#define ABIS_CLIENT_SECRET_SEALED 72 /* a sealed 32-byte pseudonym key */
+typedef struct abis_client_rec {
+    int64_t id;
+    char name[ABIS_NAME_MAX + 1];
+    char key_id[ABIS_CLIENT_KEY_ID_LEN + 1];
+    unsigned char key_hash[ABIS_HASH_BYTES]; /* keyed BLAKE2b of the whole API key */
+    uint32_t operations;                     /* ABIS_CLIENT_OP_* bits */
+    uint32_t rights;                         /* ABIS_CLIENT_RIGHT_* bits */
+    double rate_limit;                       /* requests per second; 0: the server's default */
+    int has_cert;                            /* cert_sha256 holds a bound client certificate */
+    unsigned char cert_sha256[32];
+    unsigned char secret[ABIS_CLIENT_SECRET_SEALED];
+    int revoked;
+    int64_t created_at, rotated_at, revoked_at; /* revoked_at 0 while not revoked */
+} abis_client_rec;
+
+/* What a client may use: a segment or a purpose. */
+typedef enum abis_scope_kind { ABIS_SCOPE_SEGMENT = 0, ABIS_SCOPE_PURPOSE = 1 } abis_scope_kind;
+
+/* The remembered result of a write made with an Idempotency-Key. */
+#define ABIS_IDEMPOTENCY_KEY_MAX 255
+typedef struct abis_idem_rec {
+    int64_t client_id;
+    char key[ABIS_IDEMPOTENCY_KEY_MAX + 1];
+    unsigned char request_hash[32];
+    char operation[32];
+    int has_subject, has_template;
+    abis_id subject_id, template_id;
+    int64_t created_at, expires_at;
+} abis_idem_rec;
+
 typedef int (*abis_segment_rec_cb)(const abis_segment_rec *r, void *ctx);
 typedef int (*abis_purpose_rec_cb)(const abis_purpose_rec *r, void *ctx);
 typedef int (*abis_modality_rec_cb)(const abis_modality_rec *r, void *ctx);
@@ -125,6 +159,8 @@ typedef int (*abis_lock_rec_cb)(const abis_lock_rec *r, void *ctx);
 typedef int (*abis_audit_rec_cb)(const abis_audit_rec *r, void *ctx);
 typedef int (*abis_checkpoint_rec_cb)(const abis_checkpoint_rec *r, void *ctx);
 typedef int (*abis_key_cb)(const abis_id *subject, int64_t created_at, void *ctx);
+typedef int (*abis_client_rec_cb)(const abis_client_rec *r, void *ctx);
+typedef int (*abis_scope_cb)(abis_scope_kind kind, int64_t ref_id, void *ctx);
 
 typedef struct abis_store_ops {
     void (*close)(abis_store *s);
@@ -136,8 +172,7 @@ typedef struct abis_store_ops {
     void (*rollback)(abis_store *s);
 
     /* Small named settings (key check value, dedup FMR, audit public key). */
-    abis_status (*meta_get)(abis_store *s, const char *key, char *buf, size_t cap,
-                            abis_error *err);
+    abis_status (*meta_get)(abis_store *s, const char *key, char *buf, size_t cap, abis_error *err);
     abis_status (*meta_set)(abis_store *s, const char *key, const char *value, abis_error *err);
 
     abis_status (*segment_add)(abis_store *s, abis_segment_rec *r, abis_error *err); /* fills id */
@@ -145,16 +180,14 @@ typedef struct abis_store_ops {
                                abis_error *err);
     abis_status (*segment_get_by_id)(abis_store *s, int64_t id, abis_segment_rec *r,
                                      abis_error *err);
-    abis_status (*segment_list)(abis_store *s, abis_segment_rec_cb cb, void *ctx,
-                                abis_error *err);
+    abis_status (*segment_list)(abis_store *s, abis_segment_rec_cb cb, void *ctx, abis_error *err);
 
     abis_status (*purpose_add)(abis_store *s, abis_purpose_rec *r, abis_error *err);
     abis_status (*purpose_get)(abis_store *s, const char *name, abis_purpose_rec *r,
                                abis_error *err);
     abis_status (*purpose_get_by_id)(abis_store *s, int64_t id, abis_purpose_rec *r,
                                      abis_error *err);
-    abis_status (*purpose_list)(abis_store *s, abis_purpose_rec_cb cb, void *ctx,
-                                abis_error *err);
+    abis_status (*purpose_list)(abis_store *s, abis_purpose_rec_cb cb, void *ctx, abis_error *err);
 
     abis_status (*modality_add)(abis_store *s, abis_modality_rec *r, abis_error *err);
     abis_status (*modality_get)(abis_store *s, const char *name, abis_modality_rec *r,
@@ -181,8 +214,7 @@ typedef struct abis_store_ops {
     /* segment_id 0: all segments. */
     abis_status (*subject_scan)(abis_store *s, int64_t segment_id, abis_subject_rec_cb cb,
                                 void *ctx, abis_error *err);
-    abis_status (*subject_count)(abis_store *s, int64_t segment_id, uint64_t *n,
-                                 abis_error *err);
+    abis_status (*subject_count)(abis_store *s, int64_t segment_id, uint64_t *n, abis_error *err);
 
     abis_status (*template_insert)(abis_store *s, const abis_template_rec *r, abis_error *err);
     abis_status (*template_delete)(abis_store *s, const abis_id *id, abis_error *err);
@@ -199,8 +231,8 @@ typedef struct abis_store_ops {
     abis_status (*consent_scan_subject)(abis_store *s, const abis_id *subject,
                                         abis_consent_rec_cb cb, void *ctx, abis_error *err);
     /* Every granted consent of the subjects of one segment (0: all). */
-    abis_status (*consent_scan_granted)(abis_store *s, int64_t segment_id,
-                                        abis_consent_rec_cb cb, void *ctx, abis_error *err);
+    abis_status (*consent_scan_granted)(abis_store *s, int64_t segment_id, abis_consent_rec_cb cb,
+                                        void *ctx, abis_error *err);
 
     abis_status (*lock_put)(abis_store *s, const abis_lock_rec *r, abis_error *err);
     /* ABIS_E_NOT_FOUND when there was no such lock. */
@@ -211,6 +243,26 @@ typedef struct abis_store_ops {
     abis_status (*lock_scan)(abis_store *s, int64_t segment_id, abis_lock_rec_cb cb, void *ctx,
                              abis_error *err);
 
+    /* Clients (relying parties).  client_add fills r->id; ABIS_E_EXISTS when
+     * the name is taken.  client_update rewrites the key, revocation and
+     * rotation fields of the client with r->id. */
+    abis_status (*client_add)(abis_store *s, abis_client_rec *r, abis_error *err);
+    abis_status (*client_update)(abis_store *s, const abis_client_rec *r, abis_error *err);
+    abis_status (*client_get)(abis_store *s, const char *name, abis_client_rec *r, abis_error *err);
+    abis_status (*client_scan)(abis_store *s, abis_client_rec_cb cb, void *ctx, abis_error *err);
+    abis_status (*client_scope_add)(abis_store *s, int64_t client_id, abis_scope_kind kind,
+                                    int64_t ref_id, abis_error *err);
+    abis_status (*client_scope_scan)(abis_store *s, int64_t client_id, abis_scope_cb cb, void *ctx,
+                                     abis_error *err);
+
+    /* Idempotency records: ABIS_E_NOT_FOUND when (client, key) has none,
+     * ABIS_E_EXISTS when idem_put finds one; idem_purge removes those that
+     * expired before `now`. */
+    abis_status (*idem_get)(abis_store *s, int64_t client_id, const char *key, abis_idem_rec *r,
+                            abis_error *err);
+    abis_status (*idem_put)(abis_store *s, const abis_idem_rec *r, abis_error *err);
+    abis_status (*idem_purge)(abis_store *s, int64_t now, abis_error *err);
+
     /* The audit log: append-only. */
     abis_status (*audit_append)(abis_store *s, const abis_audit_rec *r, abis_error *err);
     /* ABIS_E_NOT_FOUND when the log is empty. */
@@ -218,8 +270,8 @@ typedef struct abis_store_ops {
     /* Entries with seq >= from_seq in seq order. */
     abis_status (*audit_scan)(abis_store *s, int64_t from_seq, abis_audit_rec_cb cb, void *ctx,
                               abis_error *err);
-    abis_status (*audit_scan_subject)(abis_store *s, const char *subject_hex,
-                                      abis_audit_rec_cb cb, void *ctx, abis_error *err);
+    abis_status (*audit_scan_subject)(abis_store *s, const char *subject_hex, abis_audit_rec_cb cb,
+                                      void *ctx, abis_error *err);
     abis_status (*checkpoint_add)(abis_store *s, const abis_checkpoint_rec *r, abis_error *err);
     abis_status (*checkpoint_scan)(abis_store *s, abis_checkpoint_rec_cb cb, void *ctx,
                                    abis_error *err);
@@ -237,8 +289,7 @@ typedef struct abis_store_ops {
     /* Key-store metadata: the latest sealed audit head, kept apart from the data store. */
     abis_status (*keymeta_get)(abis_store *s, const char *key, char *buf, size_t cap,
                                abis_error *err);
-    abis_status (*keymeta_set)(abis_store *s, const char *key, const char *value,
-                               abis_error *err);
+    abis_status (*keymeta_set)(abis_store *s, const char *key, const char *value, abis_error *err);
 
     /* Checkpoint and truncate the data store's WAL so that pages freed by a
      * deletion are overwritten in the main file (secure_delete is on). */

@@ -109,14 +109,185 @@ abis_status sq_need_tx(sq_store *s, const char *op, abis_error *err)
     abis_status st = sq_need_writable(s, op, err);
     if (st != ABIS_OK)
         return st;
-    if (!s->in_tx)
+    if (!sq_owns_tx(s))
         return abis_error_set(err, ABIS_E_INTERNAL,
                               "%s called outside a transaction: call begin() first (store.h)", op);
     return ABIS_OK;
 }
 
-abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
-                    const char *what, abis_error *err)
+/* ---- threads: the write transaction's owner and per-thread readers ------- */
+
+/* The store whose write transaction the calling thread holds, if any. */
+static _Thread_local const sq_store *tx_owner_of;
+
+int sq_owns_tx(const sq_store *s)
+{
+    /* Only the owner ever sets tx_owner_of to s: no shared state is read. */
+    return tx_owner_of == s;
+}
+
+abis_status sq_reader_failed(const abis_error *err)
+{
+    return err && err->status != ABIS_OK ? err->status : ABIS_E_IO;
+}
+
+static abis_status open_conn(sq_store *s, const char *path, sqlite3 **db, abis_error *err);
+
+static void reader_close(sq_store *r)
+{
+    for (int i = 0; i < SQ_STMT_COUNT; i++)
+        sqlite3_finalize(r->stmt[i]);
+    sqlite3_close_v2(r->db);
+    sqlite3_close_v2(r->keys);
+    free(r);
+}
+
+/* A thread ended: its reader goes back to the pool (the key's destructor). */
+static void reader_release(void *p)
+{
+    sq_store *r = p;
+    sq_store *m = r->main;
+    pthread_mutex_lock(&m->pool_mu);
+    if (r->snapshot_depth) {
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        r->snapshot_depth = 0;
+    }
+    r->in_use = 0;
+    pthread_mutex_unlock(&m->pool_mu);
+}
+
+/* A free reader of the pool, or a new one with its own read-only connections. */
+static sq_store *reader_take(sq_store *m, abis_error *err)
+{
+    pthread_mutex_lock(&m->pool_mu);
+    for (size_t i = 0; i < m->n_readers; i++)
+        if (!m->readers[i]->in_use) {
+            m->readers[i]->in_use = 1;
+            pthread_mutex_unlock(&m->pool_mu);
+            return m->readers[i];
+        }
+    sq_store *r = NULL;
+    if (m->n_readers == m->cap_readers) {
+        size_t cap = m->cap_readers ? 2 * m->cap_readers : 8;
+        sq_store **n = realloc(m->readers, cap * sizeof *n);
+        if (!n)
+            goto oom;
+        m->readers = n;
+        m->cap_readers = cap;
+    }
+    if (!(r = calloc(1, sizeof *r)))
+        goto oom;
+    r->base.ops = m->base.ops;
+    r->main = m;
+    r->dir = m->dir;
+    r->db_path = m->db_path;
+    r->keys_path = m->keys_path;
+    r->read_only = 1;
+    r->busy_ms = m->busy_ms;
+    r->in_use = 1;
+    m->readers[m->n_readers++] = r;
+    pthread_mutex_unlock(&m->pool_mu);
+    /* Opened outside the pool lock: opening is slow and touches no shared state. */
+    abis_status st = open_conn(r, r->db_path, &r->db, err);
+    if (st == ABIS_OK)
+        st = open_conn(r, r->keys_path, &r->keys, err);
+    if (st != ABIS_OK) {
+        abis_error_prefix(err, "opening a reading connection");
+        sqlite3_close_v2(r->db);
+        sqlite3_close_v2(r->keys);
+        r->db = r->keys = NULL;
+        pthread_mutex_lock(&m->pool_mu);
+        r->in_use = 0; /* retried by the next taker */
+        pthread_mutex_unlock(&m->pool_mu);
+        return NULL;
+    }
+    return r;
+oom:
+    pthread_mutex_unlock(&m->pool_mu);
+    abis_error_set(err, ABIS_E_NOMEM, "opening a reading connection: out of memory");
+    return NULL;
+}
+
+sq_store *sq_reader(sq_store *s, abis_error *err)
+{
+    if (sq_owns_tx(s))
+        return s;
+    return sq_key_reader(s, err);
+}
+
+sq_store *sq_key_reader(sq_store *s, abis_error *err)
+{
+    if (s->main || !s->sync_ok)
+        return s;
+    sq_store *r = pthread_getspecific(s->tls);
+    if (r)
+        return r;
+    if (!(r = reader_take(s, err)))
+        return NULL;
+    if (!r->db) { /* a reader whose earlier opening failed */
+        abis_status st = open_conn(r, r->db_path, &r->db, err);
+        if (st == ABIS_OK)
+            st = open_conn(r, r->keys_path, &r->keys, err);
+        if (st != ABIS_OK) {
+            sqlite3_close_v2(r->db);
+            sqlite3_close_v2(r->keys);
+            r->db = r->keys = NULL;
+            reader_release(r);
+            return NULL;
+        }
+    }
+    if (pthread_setspecific(s->tls, r) != 0) {
+        reader_release(r);
+        abis_error_set(err, ABIS_E_NOMEM, "opening a reading connection: out of memory");
+        return NULL;
+    }
+    return r;
+}
+
+void sq_keys_lock(sq_store *s)
+{
+    if (s->sync_ok)
+        pthread_mutex_lock(&s->keys_mu);
+}
+
+void sq_keys_unlock(sq_store *s)
+{
+    if (s->sync_ok)
+        pthread_mutex_unlock(&s->keys_mu);
+}
+
+/* Set up the locks and the per-thread reader key of a main store. */
+static abis_status sync_init(sq_store *s, abis_error *err)
+{
+    if (pthread_key_create(&s->tls, reader_release) != 0)
+        return abis_error_set(err, ABIS_E_NOMEM, "opening the store: no thread-local key left");
+    pthread_mutex_init(&s->tx_mu, NULL);
+    pthread_mutex_init(&s->keys_mu, NULL);
+    pthread_mutex_init(&s->pool_mu, NULL);
+    s->sync_ok = 1;
+    return ABIS_OK;
+}
+
+/* Close every reader.  No thread may use the store any more: the key is
+ * deleted first, so no destructor runs for it afterwards. */
+static void sync_free(sq_store *s)
+{
+    if (!s->sync_ok)
+        return;
+    pthread_key_delete(s->tls);
+    for (size_t i = 0; i < s->n_readers; i++)
+        reader_close(s->readers[i]);
+    free(s->readers);
+    s->readers = NULL;
+    s->n_readers = s->cap_readers = 0;
+    pthread_mutex_destroy(&s->tx_mu);
+    pthread_mutex_destroy(&s->keys_mu);
+    pthread_mutex_destroy(&s->pool_mu);
+    s->sync_ok = 0;
+}
+
+abis_status sq_scan_rows(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
+                         const char *what, abis_error *err)
 {
     abis_status st = ABIS_OK;
     for (;;) {
@@ -131,6 +302,13 @@ abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, vo
             break;
         }
     }
+    return st;
+}
+
+abis_status sq_scan(sq_store *s, sqlite3 *db, sqlite3_stmt *q, sq_row_fn row, void *ctx,
+                    const char *what, abis_error *err)
+{
+    abis_status st = sq_scan_rows(s, db, q, row, ctx, what, err);
     sqlite3_finalize(q);
     return st;
 }
@@ -371,16 +549,17 @@ static abis_status ensure_dir(const char *dir, abis_error *err)
     return ABIS_OK;
 }
 
-/* Build the latest schema in an empty file, in one transaction. */
-static abis_status create_schema(sq_store *s, sqlite3 *db, sq_sql_list schema, int version,
+/* Build the latest schema in an empty file, in one transaction: every
+ * migration step from 1 to `version`. */
+static abis_status create_schema(sq_store *s, sqlite3 *db, const sq_sql_list *steps, int version,
                                  int app_id, abis_error *err)
 {
     char sql[96];
     snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;", app_id,
              version);
     abis_status st = exec_sql(s, db, "BEGIN IMMEDIATE", "starting to create the schema", err);
-    if (st == ABIS_OK)
-        st = exec_list(s, db, schema, "creating the schema", err);
+    for (int v = 1; v <= version && st == ABIS_OK; v++)
+        st = exec_list(s, db, steps[v], "creating the schema", err);
     if (st == ABIS_OK)
         st = exec_sql(s, db, sql, "writing the schema version", err);
     if (st == ABIS_OK)
@@ -449,6 +628,14 @@ static void sq_close(abis_store *base)
     sq_store *s = sq_of(base);
     if (!s)
         return;
+    if (s->main) /* a reader is closed with its main store */
+        return;
+    if (sq_owns_tx(s)) { /* closing rolls the transaction back (below) */
+        tx_owner_of = NULL;
+        s->in_tx = 0;
+        pthread_mutex_unlock(&s->tx_mu);
+    }
+    sync_free(s);
     close_conns(s);
     free(s->dir);
     free(s->db_path);
@@ -470,20 +657,36 @@ static abis_status sq_begin(abis_store *base, abis_error *err)
     abis_status st = sq_need_writable(s, "begin", err);
     if (st != ABIS_OK)
         return st;
-    if (s->in_tx)
+    if (s->main)
+        return abis_error_set(err, ABIS_E_INTERNAL, "begin on a reading connection");
+    if (sq_owns_tx(s))
         return abis_error_set(err, ABIS_E_INTERNAL,
                               "begin: a transaction is already open on %s (nested begin)",
                               s->db_path);
-    if ((st = exec_sql(s, s->db, "BEGIN IMMEDIATE", "starting a transaction", err)) != ABIS_OK)
+    /* One write transaction at a time in this process; other processes wait
+     * on SQLite's own lock (busy timeout). */
+    pthread_mutex_lock(&s->tx_mu);
+    if ((st = exec_sql(s, s->db, "BEGIN IMMEDIATE", "starting a transaction", err)) != ABIS_OK) {
+        pthread_mutex_unlock(&s->tx_mu);
         return st;
+    }
     s->in_tx = 1;
+    tx_owner_of = s;
     return ABIS_OK;
+}
+
+/* End this thread's transaction: release the write lock. */
+static void tx_end(sq_store *s)
+{
+    s->in_tx = 0;
+    tx_owner_of = NULL;
+    pthread_mutex_unlock(&s->tx_mu);
 }
 
 static abis_status sq_commit(abis_store *base, abis_error *err)
 {
     sq_store *s = sq_of(base);
-    if (!s->in_tx)
+    if (!sq_owns_tx(s))
         return abis_error_set(err, ABIS_E_INTERNAL, "commit without begin on %s", s->db_path);
     int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     abis_status st = ABIS_OK;
@@ -494,16 +697,18 @@ static abis_status sq_commit(abis_store *base, abis_error *err)
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     }
-    s->in_tx = 0;
+    tx_end(s);
     return st;
 }
 
 static void sq_rollback(abis_store *base)
 {
     sq_store *s = sq_of(base);
+    if (!sq_owns_tx(s))
+        return; /* nothing open on this thread (commit already ended it) */
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    s->in_tx = 0;
+    tx_end(s);
 }
 
 /* ---- maintenance -------------------------------------------------------- */
@@ -514,12 +719,22 @@ static abis_status sq_compact(abis_store *base, abis_error *err)
     abis_status st = sq_need_writable(s, "compact", err);
     if (st != ABIS_OK)
         return st;
-    if (s->in_tx)
+    if (sq_owns_tx(s))
         return abis_error_set(err, ABIS_E_INTERNAL,
                               "compact inside a transaction: commit or roll back first");
-    if ((st = sq_checkpoint_truncate(s, s->db, err)) != ABIS_OK)
+    if (s->sync_ok)
+        pthread_mutex_lock(&s->tx_mu);
+    st = sq_checkpoint_truncate(s, s->db, err);
+    if (s->sync_ok)
+        pthread_mutex_unlock(&s->tx_mu);
+    if (st != ABIS_OK)
         return st;
-    return sq_checkpoint_truncate(s, s->keys, err);
+    if (s->sync_ok)
+        pthread_mutex_lock(&s->keys_mu);
+    st = sq_checkpoint_truncate(s, s->keys, err);
+    if (s->sync_ok)
+        pthread_mutex_unlock(&s->keys_mu);
+    return st;
 }
 
 /* Apply steps[from + 1 .. to] to one file, each with its version bump in one
@@ -562,7 +777,7 @@ static abis_status sq_migrate(abis_store *base, abis_error *err)
     abis_status st = sq_need_writable(s, "migrate", err);
     if (st != ABIS_OK)
         return st;
-    if (s->in_tx)
+    if (sq_owns_tx(s))
         return abis_error_set(err, ABIS_E_INTERNAL, "migrate inside a transaction");
     st = migrate_file(s, s->db, sq_data_migrations, ABIS_STORE_SCHEMA_VERSION, err);
     if (st == ABIS_OK)
@@ -651,6 +866,15 @@ static const abis_store_ops sq_ops = {
     .lock_delete = sq_lock_delete,
     .lock_scan_subject = sq_lock_scan_subject,
     .lock_scan = sq_lock_scan,
+    .client_add = sq_client_add,
+    .client_update = sq_client_update,
+    .client_get = sq_client_get,
+    .client_scan = sq_client_scan,
+    .client_scope_add = sq_client_scope_add,
+    .client_scope_scan = sq_client_scope_scan,
+    .idem_get = sq_idem_get,
+    .idem_put = sq_idem_put,
+    .idem_purge = sq_idem_purge,
     .audit_append = sq_audit_append,
     .audit_last = sq_audit_last,
     .audit_scan = sq_audit_scan,
@@ -756,15 +980,18 @@ abis_status abis_store_sqlite_open(const char *data_dir, int create, int read_on
         st = open_conn(s, s->keys_path, &s->keys, err);
     if (st == ABIS_OK && create) {
         /* keys.db first: abis.db holding a schema is what says "a store is here". */
-        st = create_schema(s, s->keys, sq_keys_schema, SQ_KEYS_SCHEMA_VERSION, SQ_KEYS_APP_ID, err);
+        st = create_schema(s, s->keys, sq_keys_migrations, SQ_KEYS_SCHEMA_VERSION, SQ_KEYS_APP_ID,
+                           err);
         if (st == ABIS_OK)
-            st = create_schema(s, s->db, sq_data_schema, ABIS_STORE_SCHEMA_VERSION, SQ_DATA_APP_ID,
-                               err);
+            st = create_schema(s, s->db, sq_data_migrations, ABIS_STORE_SCHEMA_VERSION,
+                               SQ_DATA_APP_ID, err);
     } else if (st == ABIS_OK) {
         st = check_schema(s, s->db, SQ_DATA_APP_ID, ABIS_STORE_SCHEMA_VERSION, 0, err);
         if (st == ABIS_OK)
             st = check_schema(s, s->keys, SQ_KEYS_APP_ID, SQ_KEYS_SCHEMA_VERSION, 1, err);
     }
+    if (st == ABIS_OK)
+        st = sync_init(s, err);
     if (st != ABIS_OK) {
         /* Leave nothing behind that we created, so that init can be retried. */
         close_conns(s);

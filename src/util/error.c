@@ -82,6 +82,12 @@ const char *abis_status_name(abis_status status)
         return "busy";
     case ABIS_E_INTERNAL:
         return "internal";
+    case ABIS_E_UNAUTHENTICATED:
+        return "unauthenticated";
+    case ABIS_E_FORBIDDEN:
+        return "forbidden";
+    case ABIS_E_CONFLICT:
+        return "conflict";
     }
     return "unknown";
 }

@@ -6,7 +6,7 @@
 
 /* Ids are random, so their first 8 bytes are already a good hash; mixing
  * (the splitmix64 finaliser) keeps non-random test ids spread too. */
-static size_t hash_key(const unsigned char key[16])
+uint64_t abis_id_hash(const unsigned char key[16])
 {
     uint64_t h;
     memcpy(&h, key, 8);
@@ -15,7 +15,12 @@ static size_t hash_key(const unsigned char key[16])
     h ^= l * 0x9E3779B97F4A7C15ull;
     h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
     h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    return (size_t)(h ^ (h >> 31));
+    return h ^ (h >> 31);
+}
+
+static size_t hash_key(const unsigned char key[16])
+{
+    return (size_t)abis_id_hash(key);
 }
 
 void abis_idmap_free(abis_idmap *m)

@@ -22,6 +22,9 @@ typedef struct abis_idmap {
     size_t size;
 } abis_idmap;
 
+/* The hash of an id that the map uses (also used by other id -> row maps). */
+uint64_t abis_id_hash(const unsigned char key[16]);
+
 /* A zeroed abis_idmap is an empty map. */
 void abis_idmap_free(abis_idmap *m);
 /* Insert or overwrite.  0, or -1 when out of memory. */

@@ -39,7 +39,7 @@ void iris_normalize(const abis_image *img, const iris_seg *seg, float *polar, ui
         double xp = seg->px + seg->pr * c, yp = seg->py + seg->pr * s;
         double xl = seg->ix + seg->ir * c, yl = seg->iy + seg->ir * s;
         for (int r = 0; r < IRIS_POLAR_R; r++) {
-            double rho = (r + 0.5) / IRIS_POLAR_R;
+            double rho = IRIS_RHO_MAX * (r + 0.5) / IRIS_POLAR_R;
             double x = (1 - rho) * xp + rho * xl, y = (1 - rho) * yp + rho * yl;
             size_t k = (size_t)r * IRIS_POLAR_A + a;
             double v = 0;
