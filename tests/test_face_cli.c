@@ -6,7 +6,6 @@
  * message, when the LFW photos or the weights (make models) are absent. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,123 +246,17 @@ static void test_face_options_on_the_command_line(void **state)
 
 /* ---- no byte sequence of a photo anywhere ------------------------------------ */
 
-#define WINDOW 16  /* bytes: long enough not to occur by chance in 10 MB... */
-#define DISTINCT 8 /* ...when they vary: at least this many different values */
-
-typedef struct window_set {
-    uint64_t *h;
-    size_t cap;
-} window_set;
-
-static uint64_t hash_window(const unsigned char *p)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < WINDOW; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h | 1; /* 0 marks an empty slot */
-}
-
-static void set_add(window_set *s, const unsigned char *p)
-{
-    uint64_t h = hash_window(p);
-    size_t i = h & (s->cap - 1);
-    while (s->h[i] && s->h[i] != h)
-        i = (i + 1) & (s->cap - 1);
-    s->h[i] = h;
-}
-
-static int set_has(const window_set *s, const unsigned char *p)
-{
-    uint64_t h = hash_window(p);
-    size_t i = h & (s->cap - 1);
-    while (s->h[i]) {
-        if (s->h[i] == h)
-            return 1;
-        i = (i + 1) & (s->cap - 1);
-    }
-    return 0;
-}
-
-/* Add every window of `b` with DISTINCT or more different byte values:
- * nearly flat runs (a dark corner of a photo, zeros in a database page) are
- * everywhere and prove nothing. */
-static void add_windows(window_set *s, const unsigned char *b, size_t n)
-{
-    for (size_t i = 0; i + WINDOW <= n; i++) {
-        unsigned char seen[256] = {0};
-        int distinct = 0;
-        for (int k = 0; k < WINDOW; k++)
-            distinct += !seen[b[i + k]]++;
-        if (distinct >= DISTINCT)
-            set_add(s, b + i);
-    }
-}
-
-/* Does any window of `b` come from the photos?  Reports where. */
-static int leaks(const window_set *s, const unsigned char *b, size_t n, const char *what)
-{
-    for (size_t i = 0; i + WINDOW <= n; i++)
-        if (set_has(s, b + i)) {
-            print_error("%s: %d bytes at offset %zu come from a photo\n", what, WINDOW, i);
-            return 1;
-        }
-    return 0;
-}
-
-static int scan_dir(const window_set *s, const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    int found = 0, files = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            found |= scan_dir(s, path);
-            continue;
-        }
-        size_t len;
-        unsigned char *b = abis_test_read_file(path, &len);
-        if (b) {
-            found |= leaks(s, b, len, path);
-            files++;
-        }
-        free(b);
-    }
-    closedir(d);
-    return found;
-}
-
 static void test_photos_never_reach_store_keys_output_or_audit(void **state)
 {
     (void)state;
     NEED_READY();
     static const char *used[] = {
-        "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0002.jpg",
-        "Abel_Pacheco/Abel_Pacheco_0004.jpg", "Laura_Bush/Laura_Bush_0001.jpg",
-        "Laura_Bush/Laura_Bush_0002.jpg",     "Laura_Bush/Laura_Bush_0003.jpg",
-        "Boris_Becker/Boris_Becker_0001.jpg"};
-    window_set s = {.cap = 1u << 22};
-    s.h = calloc(s.cap, sizeof *s.h);
-    assert_non_null(s.h);
-    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++) {
-        size_t len;
-        unsigned char *b = abis_test_read_file(photo(used[i]), &len);
-        assert_non_null(b);
-        add_windows(&s, b, len); /* the file's bytes */
-        abis_image img;
-        abis_error err = {0};
-        assert_status(abis_image_decode_rgb(b, len, "photo", 0, &img, &err), ABIS_OK, &err);
-        add_windows(&s, img.pixels, (size_t)img.width * img.height * 3); /* its pixels */
-        abis_image_free(&img);
-        free(b);
-    }
+        "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg",
+        "Laura_Bush/Laura_Bush_0001.jpg",     "Laura_Bush/Laura_Bush_0002.jpg",
+        "Laura_Bush/Laura_Bush_0003.jpg",     "Boris_Becker/Boris_Becker_0001.jpg"};
+    abis_test_windows *s = abis_test_windows_new();
+    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+        abis_test_windows_add_photo(s, photo(used[i]));
     /* the audit log, exported */
     abis_test_run r;
     char audit[4200];
@@ -376,18 +269,19 @@ static void test_photos_never_reach_store_keys_output_or_audit(void **state)
     unsigned char *b = abis_test_read_file(audit, &len);
     assert_non_null(b);
     assert_true(len > 100);
-    found |= leaks(&s, b, len, "audit export");
+    found |= abis_test_windows_find(s, b, len, "audit export");
     free(b);
     /* the data directory: data store, key store, WAL files */
-    found |= scan_dir(&s, data);
+    found |= abis_test_windows_find_in_dir(s, data);
     /* everything the commands printed */
-    found |= leaks(&s, (const unsigned char *)all_output, all_output_len, "command output");
+    found |= abis_test_windows_find(s, (const unsigned char *)all_output, all_output_len,
+                                    "command output");
     /* and the test can see a leak: a photo's bytes in a file are found */
     size_t plen;
     unsigned char *p = abis_test_read_file(photo(used[0]), &plen);
-    assert_true(leaks(&s, p + plen / 2, 64, "control (the middle of a photo file)"));
+    assert_true(abis_test_windows_find(s, p + plen / 2, 64, "control (the middle of a photo)"));
     free(p);
-    free(s.h);
+    abis_test_windows_free(s);
     assert_false(found);
 }
 
