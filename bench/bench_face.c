@@ -361,10 +361,13 @@ int main(int argc, char **argv)
                        "C / reference on two: %.1fx\n",
                        ref1, ref2, ref2 > 0 ? two / ref2 : 0);
                 printf("    reference ms per photo: decode %.1f, detect %.1f, landmarks %.1f, "
-                       "descriptor %.1f, pipeline %.1f\n",
+                       "descriptor %.1f, pipeline %.1f; CPU time %.1f ms a photo (C: %.1f, "
+                       "%.1fx less)\n",
                        json_number(js, "decode_ms"), json_number(js, "detect_ms"),
                        json_number(js, "landmarks_ms"), json_number(js, "descriptor_ms"),
-                       json_number(js, "pipeline_ms"));
+                       json_number(js, "pipeline_ms"), json_number(js, "cpu_ms"),
+                       d ? st.cpu[6] : st.cpu[5],
+                       json_number(js, "cpu_ms") / (d ? st.cpu[6] : st.cpu[5]));
             } else {
                 printf(" | reference not run (node, or npm ci in tests/reference)\n");
             }
