@@ -5,7 +5,7 @@ BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 # The tests of concurrent code, run under ThreadSanitizer by test-tsan.
-TSAN_TESTS ?= test_threadpool test_gallery_concurrency
+TSAN_TESTS ?= test_threadpool test_gallery_concurrency test_concurrency
 JOBS ?= $(shell nproc)
 DEPS_STAMP := $(BUILD)/.deps-installed
 
