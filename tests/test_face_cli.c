@@ -47,41 +47,16 @@ static int run(abis_test_run *r, ...)
     return r->status;
 }
 
-static const char *photo(const char *rel)
-{
-    static char buf[4][1200];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", lfw, rel);
-    return buf[k];
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     cli_path = getenv("ABIS_CLI");
-    const char *root = getenv("ABIS_DATA_ROOT") ? getenv("ABIS_DATA_ROOT") : "/work/shared/data";
-    snprintf(lfw, sizeof lfw, "%s/face/lfw", root);
-    struct stat st;
     if (!cli_path) {
         print_message("ABIS_CLI is not set (run through ctest): skipped\n");
         return 0;
     }
-    if (stat(lfw, &st) != 0) {
-        print_message("no LFW photos at %s (set ABIS_DATA_ROOT): skipped\n", lfw);
+    if (!abis_test_face_ready(lfw, sizeof lfw))
         return 0;
-    }
-    /* the weights: one extraction in this process says whether they load */
-    size_t len;
-    unsigned char *buf = abis_test_read_file(photo("Laura_Bush/Laura_Bush_0001.jpg"), &len);
-    float d[ABIS_FACE_DIM];
-    abis_error err = {0};
-    abis_status s = buf ? abis_face_extract(buf, len, NULL, d, NULL, &err) : ABIS_E_IO;
-    free(buf);
-    if (s != ABIS_OK) {
-        print_message("face pipeline unavailable (%s; make models): skipped\n", err.message);
-        return 0;
-    }
     tmp = abis_test_tmpdir("facecli");
     snprintf(data, sizeof data, "%s/var", tmp);
     unsetenv("ABIS_MASTER_KEY");
@@ -141,27 +116,27 @@ static void test_enroll_verify_identify_with_photos(void **state)
     NEED_READY();
     abis_test_run r;
     run(&r, "enroll", "--segment", "city", "--ref", "ABEL", "--consent", "bank.remote-id",
-        "--face-photo", photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
     assert_exit(&r, 0);
     abis_test_run_free(&r);
     run(&r, "enroll", "--segment", "city", "--ref", "LAURA", "--consent", "bank.remote-id",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0001.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0001.jpg"), NULL);
     assert_exit(&r, 0);
     abis_test_run_free(&r);
     /* the same person, another photo */
     run(&r, "verify", "city/ABEL", "--purpose", "bank.remote-id", "--face-photo",
-        photo("Abel_Pacheco/Abel_Pacheco_0004.jpg"), NULL);
+        abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0004.jpg"), NULL);
     assert_exit(&r, 0);
     assert_non_null(strstr(r.out, "match"));
     abis_test_run_free(&r);
     /* someone else */
     run(&r, "verify", "city/ABEL", "--purpose", "bank.remote-id", "--face-photo",
-        photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
+        abis_test_lfw_photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
     assert_exit(&r, 1);
     assert_non_null(strstr(r.out, "no match"));
     abis_test_run_free(&r);
     run(&r, "identify", "--segment", "city", "--purpose", "bank.remote-id", "--json",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
     assert_exit(&r, 0);
     assert_non_null(strstr(r.out, "\"LAURA\""));
     assert_null(strstr(r.out, "\"ABEL\""));
@@ -169,7 +144,7 @@ static void test_enroll_verify_identify_with_photos(void **state)
     /* enrolling the same photo again is found as a duplicate (another photo
      * of him scores below the strict default deduplication rate, 1e-6) */
     run(&r, "enroll", "--segment", "city", "--ref", "ABEL2", "--face-photo",
-        photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
+        abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "already enrolled"));
     abis_test_run_free(&r);
@@ -196,7 +171,7 @@ static void test_refused_photo_stores_nothing(void **state)
     assert_non_null(strstr(r.err, "no face found"));
     abis_test_run_free(&r);
     run(&r, "enroll", "--segment", "city", "--ref", "TWO", "--face-photo",
-        photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
+        abis_test_lfw_photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "2 faces in the photo"));
     abis_test_run_free(&r);
@@ -208,7 +183,7 @@ static void test_refused_photo_stores_nothing(void **state)
     abis_test_run_free(&r);
     /* with the flag, the largest face is enrolled */
     run(&r, "enroll", "--segment", "city", "--ref", "TWO", "--face-option", "take_largest=1",
-        "--face-photo", photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
     assert_exit(&r, 0);
     abis_test_run_free(&r);
 }
@@ -219,21 +194,23 @@ static void test_face_options_on_the_command_line(void **state)
     NEED_READY();
     abis_test_run r;
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-option", "detector=tiny",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
     assert_int_not_equal(r.status, 2);
     abis_test_run_free(&r);
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-option", "colour=1",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "unknown face option 'colour'"));
     abis_test_run_free(&r);
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-option",
-        "min_eye_distance=300", "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "min_eye_distance=300", "--face-photo",
+        abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "face refused: too small"));
     abis_test_run_free(&r);
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-models",
-        "/nonexistent/model", "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "/nonexistent/model", "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"),
+        NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "make models"));
     abis_test_run_free(&r);
@@ -256,7 +233,7 @@ static void test_photos_never_reach_store_keys_output_or_audit(void **state)
         "Laura_Bush/Laura_Bush_0003.jpg",     "Boris_Becker/Boris_Becker_0001.jpg"};
     abis_test_windows *s = abis_test_windows_new();
     for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
-        abis_test_windows_add_photo(s, photo(used[i]));
+        abis_test_windows_add_photo(s, abis_test_lfw_photo(used[i]));
     /* the audit log, exported */
     abis_test_run r;
     char audit[4200];
@@ -278,7 +255,7 @@ static void test_photos_never_reach_store_keys_output_or_audit(void **state)
                                     "command output");
     /* and the test can see a leak: a photo's bytes in a file are found */
     size_t plen;
-    unsigned char *p = abis_test_read_file(photo(used[0]), &plen);
+    unsigned char *p = abis_test_read_file(abis_test_lfw_photo(used[0]), &plen);
     assert_true(abis_test_windows_find(s, p + plen / 2, 64, "control (the middle of a photo)"));
     free(p);
     abis_test_windows_free(s);

@@ -24,35 +24,12 @@ static char key[ABIS_API_KEY_LEN + 1];
 static char lfw[1024];
 static int ready;
 
-static const char *photo(const char *rel)
-{
-    static char buf[4][1200];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", lfw, rel);
-    return buf[k];
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *root = getenv("ABIS_DATA_ROOT") ? getenv("ABIS_DATA_ROOT") : "/work/shared/data";
-    snprintf(lfw, sizeof lfw, "%s/face/lfw", root);
-    struct stat st;
-    if (stat(lfw, &st) != 0) {
-        print_message("no LFW photos at %s (set ABIS_DATA_ROOT): skipped\n", lfw);
+    if (!abis_test_face_ready(lfw, sizeof lfw))
         return 0;
-    }
-    size_t len;
-    unsigned char *buf = abis_test_read_file(photo("Laura_Bush/Laura_Bush_0001.jpg"), &len);
-    float d[ABIS_FACE_DIM];
     abis_error err = {0};
-    abis_status s = buf ? abis_face_extract(buf, len, NULL, d, NULL, &err) : ABIS_E_IO;
-    free(buf);
-    if (s != ABIS_OK) {
-        print_message("face pipeline unavailable (%s; make models): skipped\n", err.message);
-        return 0;
-    }
     dir = abis_test_tmpdir("srvface");
     unsetenv("ABIS_MASTER_KEY");
     abis_engine *e = NULL;
@@ -127,23 +104,24 @@ static void test_photos_enrol_verify_and_identify_over_http(void **state)
         skip();
     http_resp r;
     post_photo("/v1/subjects", "\"segment\":\"city\",\"consents\":[\"bank.remote-id\"]",
-               photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), &r);
+               abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), &r);
     assert_http(&r, 201);
     char token[33], path[128];
     snprintf(token, sizeof token, "%s", json_string_value(json_object_get(r.json, "subject_id")));
     http_resp_free(&r);
     snprintf(path, sizeof path, "/v1/subjects/%s/verify", token);
-    post_photo(path, "\"purpose\":\"bank.remote-id\"", photo("Abel_Pacheco/Abel_Pacheco_0004.jpg"),
-               &r);
+    post_photo(path, "\"purpose\":\"bank.remote-id\"",
+               abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0004.jpg"), &r);
     assert_http(&r, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "decision")), "match");
     http_resp_free(&r);
-    post_photo(path, "\"purpose\":\"bank.remote-id\"", photo("Laura_Bush/Laura_Bush_0002.jpg"), &r);
+    post_photo(path, "\"purpose\":\"bank.remote-id\"",
+               abis_test_lfw_photo("Laura_Bush/Laura_Bush_0002.jpg"), &r);
     assert_http(&r, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "decision")), "no_match");
     http_resp_free(&r);
     post_photo("/v1/identify", "\"segment\":\"city\",\"purpose\":\"bank.remote-id\"",
-               photo("Abel_Pacheco/Abel_Pacheco_0002.jpg"), &r);
+               abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0002.jpg"), &r);
     assert_http(&r, 200);
     assert_non_null(strstr(r.body, token));
     http_resp_free(&r);
@@ -156,7 +134,7 @@ static void test_refused_photo_is_400_with_the_reason(void **state)
         skip();
     http_resp r;
     post_photo("/v1/subjects", "\"segment\":\"city\",\"consents\":[\"bank.remote-id\"]",
-               photo("Boris_Becker/Boris_Becker_0001.jpg"), &r);
+               abis_test_lfw_photo("Boris_Becker/Boris_Becker_0001.jpg"), &r);
     assert_http(&r, 400);
     assert_non_null(strstr(r.body, "2 faces in the photo"));
     http_resp_free(&r);
@@ -173,7 +151,7 @@ static void test_photos_never_reach_store_keys_log_or_audit(void **state)
         "Boris_Becker/Boris_Becker_0001.jpg"};
     abis_test_windows *s = abis_test_windows_new();
     for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
-        abis_test_windows_add_photo(s, photo(used[i]));
+        abis_test_windows_add_photo(s, abis_test_lfw_photo(used[i]));
     int found = abis_test_windows_find_in_dir(s, dir); /* stores, WAL files */
     size_t len;
     unsigned char *log = abis_test_read_file(srv.log, &len);

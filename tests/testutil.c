@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "abis/face.h"
 #include "modality/image.h"
 
 extern char **environ;
@@ -281,4 +282,41 @@ int abis_test_windows_find_in_dir(const abis_test_windows *s, const char *dir)
     }
     closedir(d);
     return found;
+}
+
+static char lfw_dir[1024];
+
+const char *abis_test_lfw_photo(const char *rel)
+{
+    static char buf[4][1200];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", lfw_dir, rel);
+    return buf[k];
+}
+
+int abis_test_face_ready(char *lfw, size_t cap)
+{
+    const char *root = getenv("ABIS_DATA_ROOT") ? getenv("ABIS_DATA_ROOT") : "/work/shared/data";
+    snprintf(lfw, cap, "%s/face/lfw", root);
+    snprintf(lfw_dir, sizeof lfw_dir, "%s", lfw);
+    struct stat st;
+    if (stat(lfw, &st) != 0) {
+        print_message("no LFW photos at %s (set ABIS_DATA_ROOT): skipped\n", lfw);
+        return 0;
+    }
+    /* the weights: one extraction in this process says whether they load */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/Laura_Bush/Laura_Bush_0001.jpg", lfw);
+    size_t len;
+    unsigned char *buf = abis_test_read_file(path, &len);
+    float d[ABIS_FACE_DIM];
+    abis_error err = {0};
+    abis_status s = buf ? abis_face_extract(buf, len, NULL, d, NULL, &err) : ABIS_E_IO;
+    free(buf);
+    if (s != ABIS_OK) {
+        print_message("face pipeline unavailable (%s; make models): skipped\n", err.message);
+        return 0;
+    }
+    return 1;
 }

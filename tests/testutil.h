@@ -53,6 +53,14 @@ int abis_test_cli_v(abis_test_run *r, const char *cli, const char *data, const c
                     va_list ap);
 void abis_test_run_free(abis_test_run *r);
 
+/* The shared LFW photos' folder ($ABIS_DATA_ROOT or /work/shared/data, then
+ * face/lfw) into `lfw`, and whether the face pipeline runs on them (the
+ * weights are installed): 1, or 0 after printing why the test is skipped. */
+int abis_test_face_ready(char *lfw, size_t cap);
+/* The path of LFW photo `rel` ("Name/Name_0001.jpg") in that folder (after
+ * abis_test_face_ready); valid until the fourth call after. */
+const char *abis_test_lfw_photo(const char *rel);
+
 /* Finding copies of a photo: every 16-byte sequence of its file and of its
  * decoded pixels (those with at least 8 different byte values: nearly flat
  * runs such as dark corners or database zeros occur everywhere), looked for
