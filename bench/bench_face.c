@@ -19,6 +19,9 @@
  *     files, one process on one core and two processes on two cores.
  *     Skipped with a message when node or tests/reference/node_modules is
  *     missing (npm ci there).
+ * (d) the descriptor network alone (150 x 150 input) with each product
+ *     kernel this CPU has and with the plain-loop reference operations, CPU
+ *     time (the issue's anchors: plain loops, OpenBLAS, XNNPACK);
  */
 #include <math.h>
 #include <pthread.h>
@@ -298,6 +301,33 @@ static double json_number(const char *json, const char *key)
     return p ? atof(p + strlen(k)) : NAN;
 }
 
+/* (d): CPU ms per descriptor, median over `seconds`, with kernel `kernel`
+ * (NULL: the plain-loop reference operations). */
+static double descriptor_ms(const nn_facerec *net, const char *kernel, double seconds)
+{
+    if (kernel && nn_gemm_use(kernel) != 0)
+        return NAN;
+    nn_ctx ctx;
+    nn_ctx_init(&ctx, kernel == NULL);
+    nn_tensor in = nn_tensor_new(&ctx, NN_FACEREC_INPUT, NN_FACEREC_INPUT, 3);
+    for (size_t i = 0; i < nn_tensor_size(&in); i++)
+        in.d[i] = (float)((i * 7919) % 256);
+    enum { MAX = 4096 };
+    static double t[MAX];
+    size_t n = 0;
+    float out[NN_DESCRIPTOR_DIM];
+    abis_error err = {0};
+    double end = now_ms() + seconds * 1000;
+    while ((now_ms() < end || n < 3) && n < MAX) {
+        double c0 = cpu_ms();
+        nn_facerec_run(&ctx, net, &in, out, &err);
+        t[n++] = cpu_ms() - c0;
+    }
+    nn_tensor_free(&in);
+    nn_ctx_free(&ctx);
+    return median(t, n);
+}
+
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 10;
@@ -361,10 +391,13 @@ int main(int argc, char **argv)
                        "C / reference on two: %.1fx\n",
                        ref1, ref2, ref2 > 0 ? two / ref2 : 0);
                 printf("    reference ms per photo: decode %.1f, detect %.1f, landmarks %.1f, "
-                       "descriptor %.1f, pipeline %.1f\n",
+                       "descriptor %.1f, pipeline %.1f; CPU time %.1f ms a photo (C: %.1f, "
+                       "%.1fx less)\n",
                        json_number(js, "decode_ms"), json_number(js, "detect_ms"),
                        json_number(js, "landmarks_ms"), json_number(js, "descriptor_ms"),
-                       json_number(js, "pipeline_ms"));
+                       json_number(js, "pipeline_ms"), json_number(js, "cpu_ms"),
+                       d ? st.cpu[6] : st.cpu[5],
+                       json_number(js, "cpu_ms") / (d ? st.cpu[6] : st.cpu[5]));
             } else {
                 printf(" | reference not run (node, or npm ci in tests/reference)\n");
             }
@@ -373,5 +406,19 @@ int main(int argc, char **argv)
         free(jpg);
     }
     abis_image_free(&src_img);
+    nn_facerec *net;
+    if (nn_facerec_load(models, &net, &err) != ABIS_OK)
+        return fprintf(stderr, "bench_face: %s\n", err.message), 1;
+    const char *chosen = nn_gemm_kernel();
+    printf("\ndescriptor network alone, CPU ms per face (median):");
+    static const char *const kernels[] = {"blas", "avx2", "avx512"};
+    for (size_t k = 0; k < 3; k++) {
+        double ms = descriptor_ms(net, kernels[k], seconds / 2);
+        if (!isnan(ms))
+            printf(" %s %.2f |", kernels[k], ms);
+    }
+    nn_gemm_use(chosen);
+    printf(" plain-loop reference %.1f\n", descriptor_ms(net, NULL, seconds / 2));
+    nn_facerec_free(net);
     return 0;
 }

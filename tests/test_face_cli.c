@@ -6,7 +6,6 @@
  * message, when the LFW photos or the weights (make models) are absent. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,41 +47,16 @@ static int run(abis_test_run *r, ...)
     return r->status;
 }
 
-static const char *photo(const char *rel)
-{
-    static char buf[4][1200];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", lfw, rel);
-    return buf[k];
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     cli_path = getenv("ABIS_CLI");
-    const char *root = getenv("ABIS_DATA_ROOT") ? getenv("ABIS_DATA_ROOT") : "/work/shared/data";
-    snprintf(lfw, sizeof lfw, "%s/face/lfw", root);
-    struct stat st;
     if (!cli_path) {
         print_message("ABIS_CLI is not set (run through ctest): skipped\n");
         return 0;
     }
-    if (stat(lfw, &st) != 0) {
-        print_message("no LFW photos at %s (set ABIS_DATA_ROOT): skipped\n", lfw);
+    if (!abis_test_face_ready(lfw, sizeof lfw))
         return 0;
-    }
-    /* the weights: one extraction in this process says whether they load */
-    size_t len;
-    unsigned char *buf = abis_test_read_file(photo("Laura_Bush/Laura_Bush_0001.jpg"), &len);
-    float d[ABIS_FACE_DIM];
-    abis_error err = {0};
-    abis_status s = buf ? abis_face_extract(buf, len, NULL, d, NULL, &err) : ABIS_E_IO;
-    free(buf);
-    if (s != ABIS_OK) {
-        print_message("face pipeline unavailable (%s; make models): skipped\n", err.message);
-        return 0;
-    }
     tmp = abis_test_tmpdir("facecli");
     snprintf(data, sizeof data, "%s/var", tmp);
     unsetenv("ABIS_MASTER_KEY");
@@ -142,27 +116,27 @@ static void test_enroll_verify_identify_with_photos(void **state)
     NEED_READY();
     abis_test_run r;
     run(&r, "enroll", "--segment", "city", "--ref", "ABEL", "--consent", "bank.remote-id",
-        "--face-photo", photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
     assert_exit(&r, 0);
     abis_test_run_free(&r);
     run(&r, "enroll", "--segment", "city", "--ref", "LAURA", "--consent", "bank.remote-id",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0001.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0001.jpg"), NULL);
     assert_exit(&r, 0);
     abis_test_run_free(&r);
     /* the same person, another photo */
     run(&r, "verify", "city/ABEL", "--purpose", "bank.remote-id", "--face-photo",
-        photo("Abel_Pacheco/Abel_Pacheco_0004.jpg"), NULL);
+        abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0004.jpg"), NULL);
     assert_exit(&r, 0);
     assert_non_null(strstr(r.out, "match"));
     abis_test_run_free(&r);
     /* someone else */
     run(&r, "verify", "city/ABEL", "--purpose", "bank.remote-id", "--face-photo",
-        photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
+        abis_test_lfw_photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
     assert_exit(&r, 1);
     assert_non_null(strstr(r.out, "no match"));
     abis_test_run_free(&r);
     run(&r, "identify", "--segment", "city", "--purpose", "bank.remote-id", "--json",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0002.jpg"), NULL);
     assert_exit(&r, 0);
     assert_non_null(strstr(r.out, "\"LAURA\""));
     assert_null(strstr(r.out, "\"ABEL\""));
@@ -170,7 +144,7 @@ static void test_enroll_verify_identify_with_photos(void **state)
     /* enrolling the same photo again is found as a duplicate (another photo
      * of him scores below the strict default deduplication rate, 1e-6) */
     run(&r, "enroll", "--segment", "city", "--ref", "ABEL2", "--face-photo",
-        photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
+        abis_test_lfw_photo("Abel_Pacheco/Abel_Pacheco_0001.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "already enrolled"));
     abis_test_run_free(&r);
@@ -197,7 +171,7 @@ static void test_refused_photo_stores_nothing(void **state)
     assert_non_null(strstr(r.err, "no face found"));
     abis_test_run_free(&r);
     run(&r, "enroll", "--segment", "city", "--ref", "TWO", "--face-photo",
-        photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
+        abis_test_lfw_photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "2 faces in the photo"));
     abis_test_run_free(&r);
@@ -209,7 +183,7 @@ static void test_refused_photo_stores_nothing(void **state)
     abis_test_run_free(&r);
     /* with the flag, the largest face is enrolled */
     run(&r, "enroll", "--segment", "city", "--ref", "TWO", "--face-option", "take_largest=1",
-        "--face-photo", photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Boris_Becker/Boris_Becker_0001.jpg"), NULL);
     assert_exit(&r, 0);
     abis_test_run_free(&r);
 }
@@ -220,21 +194,23 @@ static void test_face_options_on_the_command_line(void **state)
     NEED_READY();
     abis_test_run r;
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-option", "detector=tiny",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
     assert_int_not_equal(r.status, 2);
     abis_test_run_free(&r);
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-option", "colour=1",
-        "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "unknown face option 'colour'"));
     abis_test_run_free(&r);
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-option",
-        "min_eye_distance=300", "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "min_eye_distance=300", "--face-photo",
+        abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "face refused: too small"));
     abis_test_run_free(&r);
     run(&r, "verify", "city/LAURA", "--purpose", "bank.remote-id", "--face-models",
-        "/nonexistent/model", "--face-photo", photo("Laura_Bush/Laura_Bush_0003.jpg"), NULL);
+        "/nonexistent/model", "--face-photo", abis_test_lfw_photo("Laura_Bush/Laura_Bush_0003.jpg"),
+        NULL);
     assert_exit(&r, 2);
     assert_non_null(strstr(r.err, "make models"));
     abis_test_run_free(&r);
@@ -247,123 +223,17 @@ static void test_face_options_on_the_command_line(void **state)
 
 /* ---- no byte sequence of a photo anywhere ------------------------------------ */
 
-#define WINDOW 16  /* bytes: long enough not to occur by chance in 10 MB... */
-#define DISTINCT 8 /* ...when they vary: at least this many different values */
-
-typedef struct window_set {
-    uint64_t *h;
-    size_t cap;
-} window_set;
-
-static uint64_t hash_window(const unsigned char *p)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < WINDOW; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h | 1; /* 0 marks an empty slot */
-}
-
-static void set_add(window_set *s, const unsigned char *p)
-{
-    uint64_t h = hash_window(p);
-    size_t i = h & (s->cap - 1);
-    while (s->h[i] && s->h[i] != h)
-        i = (i + 1) & (s->cap - 1);
-    s->h[i] = h;
-}
-
-static int set_has(const window_set *s, const unsigned char *p)
-{
-    uint64_t h = hash_window(p);
-    size_t i = h & (s->cap - 1);
-    while (s->h[i]) {
-        if (s->h[i] == h)
-            return 1;
-        i = (i + 1) & (s->cap - 1);
-    }
-    return 0;
-}
-
-/* Add every window of `b` with DISTINCT or more different byte values:
- * nearly flat runs (a dark corner of a photo, zeros in a database page) are
- * everywhere and prove nothing. */
-static void add_windows(window_set *s, const unsigned char *b, size_t n)
-{
-    for (size_t i = 0; i + WINDOW <= n; i++) {
-        unsigned char seen[256] = {0};
-        int distinct = 0;
-        for (int k = 0; k < WINDOW; k++)
-            distinct += !seen[b[i + k]]++;
-        if (distinct >= DISTINCT)
-            set_add(s, b + i);
-    }
-}
-
-/* Does any window of `b` come from the photos?  Reports where. */
-static int leaks(const window_set *s, const unsigned char *b, size_t n, const char *what)
-{
-    for (size_t i = 0; i + WINDOW <= n; i++)
-        if (set_has(s, b + i)) {
-            print_error("%s: %d bytes at offset %zu come from a photo\n", what, WINDOW, i);
-            return 1;
-        }
-    return 0;
-}
-
-static int scan_dir(const window_set *s, const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    int found = 0, files = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            found |= scan_dir(s, path);
-            continue;
-        }
-        size_t len;
-        unsigned char *b = abis_test_read_file(path, &len);
-        if (b) {
-            found |= leaks(s, b, len, path);
-            files++;
-        }
-        free(b);
-    }
-    closedir(d);
-    return found;
-}
-
 static void test_photos_never_reach_store_keys_output_or_audit(void **state)
 {
     (void)state;
     NEED_READY();
     static const char *used[] = {
-        "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0002.jpg",
-        "Abel_Pacheco/Abel_Pacheco_0004.jpg", "Laura_Bush/Laura_Bush_0001.jpg",
-        "Laura_Bush/Laura_Bush_0002.jpg",     "Laura_Bush/Laura_Bush_0003.jpg",
-        "Boris_Becker/Boris_Becker_0001.jpg"};
-    window_set s = {.cap = 1u << 22};
-    s.h = calloc(s.cap, sizeof *s.h);
-    assert_non_null(s.h);
-    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++) {
-        size_t len;
-        unsigned char *b = abis_test_read_file(photo(used[i]), &len);
-        assert_non_null(b);
-        add_windows(&s, b, len); /* the file's bytes */
-        abis_image img;
-        abis_error err = {0};
-        assert_status(abis_image_decode_rgb(b, len, "photo", 0, &img, &err), ABIS_OK, &err);
-        add_windows(&s, img.pixels, (size_t)img.width * img.height * 3); /* its pixels */
-        abis_image_free(&img);
-        free(b);
-    }
+        "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg",
+        "Laura_Bush/Laura_Bush_0001.jpg",     "Laura_Bush/Laura_Bush_0002.jpg",
+        "Laura_Bush/Laura_Bush_0003.jpg",     "Boris_Becker/Boris_Becker_0001.jpg"};
+    abis_test_windows *s = abis_test_windows_new();
+    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+        abis_test_windows_add_photo(s, abis_test_lfw_photo(used[i]));
     /* the audit log, exported */
     abis_test_run r;
     char audit[4200];
@@ -376,18 +246,19 @@ static void test_photos_never_reach_store_keys_output_or_audit(void **state)
     unsigned char *b = abis_test_read_file(audit, &len);
     assert_non_null(b);
     assert_true(len > 100);
-    found |= leaks(&s, b, len, "audit export");
+    found |= abis_test_windows_find(s, b, len, "audit export");
     free(b);
     /* the data directory: data store, key store, WAL files */
-    found |= scan_dir(&s, data);
+    found |= abis_test_windows_find_in_dir(s, data);
     /* everything the commands printed */
-    found |= leaks(&s, (const unsigned char *)all_output, all_output_len, "command output");
+    found |= abis_test_windows_find(s, (const unsigned char *)all_output, all_output_len,
+                                    "command output");
     /* and the test can see a leak: a photo's bytes in a file are found */
     size_t plen;
-    unsigned char *p = abis_test_read_file(photo(used[0]), &plen);
-    assert_true(leaks(&s, p + plen / 2, 64, "control (the middle of a photo file)"));
+    unsigned char *p = abis_test_read_file(abis_test_lfw_photo(used[0]), &plen);
+    assert_true(abis_test_windows_find(s, p + plen / 2, 64, "control (the middle of a photo)"));
     free(p);
-    free(s.h);
+    abis_test_windows_free(s);
     assert_false(found);
 }
 

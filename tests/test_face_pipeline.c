@@ -28,31 +28,8 @@ static const char *data_root(void)
 /* Skip unless the LFW photos and the weights are there. */
 static void need_inputs(void)
 {
-    struct stat sb;
-    snprintf(lfw, sizeof lfw, "%s/face/lfw", data_root());
-    if (stat(lfw, &sb) != 0) {
-        print_message("no LFW photos at %s (set ABIS_DATA_ROOT): skipped\n", lfw);
+    if (!abis_test_face_ready(lfw, sizeof lfw))
         skip();
-    }
-    abis_face_options o;
-    abis_face_options_default(&o);
-    abis_face_info info;
-    float d[ABIS_FACE_DIM];
-    abis_error err = {0};
-    /* an empty photo is refused before the weights are needed... */
-    assert_int_equal(abis_face_extract("", 0, &o, d, &info, &err), ABIS_E_INVALID);
-    /* ...so probe the weights with a real one */
-    char path[1200];
-    snprintf(path, sizeof path, "%s/Abel_Pacheco/Abel_Pacheco_0001.jpg", lfw);
-    unsigned char *buf;
-    size_t len;
-    assert_status(abis_file_read(path, 1 << 24, &buf, &len, &err), ABIS_OK, &err);
-    abis_status st = abis_face_extract(buf, len, &o, d, &info, &err);
-    free(buf);
-    if (st == ABIS_E_IO) {
-        print_message("face-api weights not installed (make models): skipped\n");
-        skip();
-    }
 }
 
 static unsigned char *read_photo(const char *rel, size_t *len)

@@ -53,6 +53,29 @@ int abis_test_cli_v(abis_test_run *r, const char *cli, const char *data, const c
                     va_list ap);
 void abis_test_run_free(abis_test_run *r);
 
+/* The shared LFW photos' folder ($ABIS_DATA_ROOT or /work/shared/data, then
+ * face/lfw) into `lfw`, and whether the face pipeline runs on them (the
+ * weights are installed): 1, or 0 after printing why the test is skipped. */
+int abis_test_face_ready(char *lfw, size_t cap);
+/* The path of LFW photo `rel` ("Name/Name_0001.jpg") in that folder (after
+ * abis_test_face_ready); valid until the fourth call after. */
+const char *abis_test_lfw_photo(const char *rel);
+
+/* Finding copies of a photo: every 16-byte sequence of its file and of its
+ * decoded pixels (those with at least 8 different byte values: nearly flat
+ * runs such as dark corners or database zeros occur everywhere), looked for
+ * in other bytes. */
+typedef struct abis_test_windows abis_test_windows;
+abis_test_windows *abis_test_windows_new(void);
+void abis_test_windows_free(abis_test_windows *s);
+/* Add the windows of a photo file: its bytes and its decoded RGB pixels. */
+void abis_test_windows_add_photo(abis_test_windows *s, const char *path);
+/* 1 if some window of b[0..n) is one of them (printing where, `what`). */
+int abis_test_windows_find(const abis_test_windows *s, const unsigned char *b, size_t n,
+                           const char *what);
+/* The same for every file below `dir`. */
+int abis_test_windows_find_in_dir(const abis_test_windows *s, const char *dir);
+
 /* Fail with the captured output when the exit code differs. */
 #define assert_exit(r, want)                                                                       \
     do {                                                                                           \

@@ -7,8 +7,11 @@
 
 /* Element-wise loops worth compiling for wider vectors: one copy per
  * instruction set, the best chosen when the program starts (GCC's function
- * multi-versioning through ifunc). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * multi-versioning through ifunc).  Not under ThreadSanitizer: an ifunc
+ * resolver runs while the program is being loaded, before the sanitizer's
+ * run time it is instrumented to call (the test program would crash). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                            \
+    !defined(__SANITIZE_THREAD__)
 #define NN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NN_VECTOR_CLONES

@@ -44,12 +44,14 @@ typedef struct nn_tensor {
     int h, w, c;
     float *d;            /* 64-byte aligned; NULL for an empty tensor (after a failure) */
     size_t cap;          /* floats allocated at d */
+    size_t dirty;        /* floats at d that may hold values (to wipe) */
     struct nn_ctx *pool; /* the context whose buffers d came from */
 } nn_tensor;
 
 /* Buffers a context keeps for reuse: a network's layers allocate the same
  * sizes on every run, and reusing them spares the page faults and zeroing of
- * fresh memory (a tenth of the detector's time without it). */
+ * fresh memory (a tenth of the detector's time without it).  When a context
+ * ends, its buffers are wiped and kept, process-wide, for the next one. */
 #define NN_POOL_SLOTS 16
 
 typedef struct nn_ctx {
@@ -61,7 +63,7 @@ typedef struct nn_ctx {
     size_t panel_cap;
     struct {
         float *d;
-        size_t cap;
+        size_t cap, dirty;
     } pool[NN_POOL_SLOTS]; /* freed tensors' buffers */
 } nn_ctx;
 
@@ -105,9 +107,13 @@ typedef struct nn_post {
 /* ---- context and tensors (tensor.c) ---------------------------------- */
 
 void nn_ctx_init(nn_ctx *ctx, int reference);
-/* Wipe and free the scratch and pooled buffers (every tensor made in the
- * context must have been freed first). */
+/* Wipe the scratch and pooled buffers and give them back to the process's
+ * spare buffers (every tensor made in the context must have been freed
+ * first). */
 void nn_ctx_free(nn_ctx *ctx);
+/* Wipe and free the process's spare buffers (at exit, or to give memory
+ * back). */
+void nn_spare_buffers_free(void);
 /* Scratch space of at least n floats (valid until the next call), or NULL
  * after setting ctx->failed. */
 float *nn_scratch(nn_ctx *ctx, size_t n);
