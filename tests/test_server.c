@@ -74,7 +74,8 @@ static int group_setup(void **state)
     abis_purpose_add(e, NULL, &p2, &err);
     abis_purpose_add(e, NULL, &p3, &err);
     if (abis_modality_add(e, NULL, "face", "vector", DIM, &err) != ABIS_OK ||
-        abis_modality_add(e, NULL, "iris", "iriscode", 0, &err) != ABIS_OK)
+        abis_modality_add(e, NULL, "iris", "iriscode", 0, &err) != ABIS_OK ||
+        abis_modality_add(e, NULL, "finger", "minutiae", 0, &err) != ABIS_OK)
         fail_msg("%s", err.message);
     add_client(e, "bank", "city", ABIS_CLIENT_OPS_ALL, 0, 0, bank_key);
     add_client(e, "gate", "city", ABIS_CLIENT_OP_VERIFY | ABIS_CLIENT_OP_IDENTIFY,
@@ -476,13 +477,13 @@ static void test_person_view_history_consent_lock_delete(void **state)
     http_resp_free(&r);
 }
 
-/* A CASIA-IrisV1 eye image as base64 (NULL when the data set is absent). */
-static char *casia_b64(int eye, int session, int k)
+/* A file of the shared data sets (path relative to ../shared/data) as
+ * base64; NULL when it is absent. */
+static char *shared_b64(const char *rel)
 {
     const char *src = getenv("ABIS_SOURCE_DIR");
     char path[4300];
-    snprintf(path, sizeof path, "%s/../shared/data/iris/casia-v1/%03d/%d/%03d_%d_%d.bmp",
-             src ? src : ".", eye, session, eye, session, k);
+    snprintf(path, sizeof path, "%s/../shared/data/%s", src ? src : ".", rel);
     size_t n;
     unsigned char *b = abis_test_read_file(path, &n);
     if (!b)
@@ -492,6 +493,15 @@ static char *casia_b64(int eye, int session, int k)
     sodium_bin2base64(out, cap, b, n, sodium_base64_VARIANT_ORIGINAL);
     free(b);
     return out;
+}
+
+/* A CASIA-IrisV1 eye image as base64 (NULL when the data set is absent). */
+static char *casia_b64(int eye, int session, int k)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "iris/casia-v1/%03d/%d/%03d_%d_%d.bmp", eye, session, eye, session,
+             k);
+    return shared_b64(rel);
 }
 
 static void test_captures_travel_as_image_b64(void **state)
@@ -544,6 +554,60 @@ static void test_captures_travel_as_image_b64(void **state)
     free(body);
     free(enrol_img);
     free(probe_img);
+}
+
+/* Fingerprint images travel the same way: an FVC2002 impression enrolled
+ * at a finger position, another impression of the same finger verified, a
+ * third finger's impression not matched. */
+static void test_fingerprint_images_travel_as_image_b64(void **state)
+{
+    (void)state;
+    char *enrol_img = shared_b64("finger/fvc2002/DB1_B/101_1.tif"),
+         *probe_img = shared_b64("finger/fvc2002/DB1_B/101_2.tif"),
+         *other_img = shared_b64("finger/fvc2002/DB1_B/105_1.tif");
+    if (!enrol_img || !probe_img || !other_img) {
+        free(enrol_img);
+        free(probe_img);
+        free(other_img);
+        print_message("FVC2002 DB1_B not found beside the project: skipped\n");
+        skip();
+    }
+    size_t cap = strlen(enrol_img) + strlen(probe_img) + strlen(other_img) + 512;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    snprintf(body, cap,
+             "{\"segment\":\"city\",\"consents\":[\"bank.remote-id\"],\"templates\":"
+             "[{\"modality\":\"finger\",\"position\":2,\"ppi\":500,\"image_b64\":\"%s\"}]}",
+             enrol_img);
+    http_resp r;
+    call(bank_key, "POST", "/v1/subjects", body, NULL, &r);
+    assert_http(&r, 201);
+    char token[33], path[128];
+    snprintf(token, sizeof token, "%s", json_string_value(json_object_get(r.json, "subject_id")));
+    http_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/subjects/%s/verify", token);
+    const char *imgs[] = {probe_img, other_img}, *want[] = {"match", "no_match"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, cap,
+                 "{\"purpose\":\"bank.remote-id\",\"templates\":"
+                 "[{\"modality\":\"finger\",\"position\":2,\"image_b64\":\"%s\"}]}",
+                 imgs[i]);
+        call(bank_key, "POST", path, body, NULL, &r);
+        assert_http(&r, 200);
+        assert_string_equal(json_string_value(json_object_get(r.json, "decision")), want[i]);
+        http_resp_free(&r);
+    }
+    /* a truncated image is refused with the reason */
+    call(bank_key, "POST", path,
+         "{\"purpose\":\"bank.remote-id\",\"templates\":"
+         "[{\"modality\":\"finger\",\"position\":2,\"image_b64\":\"SUkqAAgAAAA=\"}]}",
+         NULL, &r);
+    assert_http(&r, 400);
+    http_resp_free(&r);
+    free(body);
+    free(enrol_img);
+    free(probe_img);
+    free(other_img);
 }
 
 /* ---- authentication and authorisation ------------------------------------------------ */
@@ -965,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_not_yours_answers_like_absent),
         cmocka_unit_test(test_template_add),
         cmocka_unit_test(test_captures_travel_as_image_b64),
+        cmocka_unit_test(test_fingerprint_images_travel_as_image_b64),
         cmocka_unit_test(test_person_view_history_consent_lock_delete),
         cmocka_unit_test(test_missing_malformed_unknown_and_revoked_keys_get_401),
         cmocka_unit_test(test_each_authorisation_refusal_is_403),
