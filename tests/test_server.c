@@ -504,6 +504,53 @@ static char *casia_b64(int eye, int session, int k)
     return shared_b64(rel);
 }
 
+/* A template object carrying a capture: {"modality": ..., "position": ...,
+ * "image_b64": ...}; position is JSON text (a number or a quoted side).  The
+ * caller frees it. */
+static char *capture_template(const char *modality, const char *position, const char *img)
+{
+    size_t cap = strlen(img) + 128;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    snprintf(t, cap, "{\"modality\":\"%s\",\"position\":%s,\"image_b64\":\"%s\"}", modality,
+             position, img);
+    return t;
+}
+
+/* Enrol one template object for the bank in city; the subject's token. */
+static void enrol_template(const char *tmpl, char token[33])
+{
+    size_t cap = strlen(tmpl) + 128;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    snprintf(body, cap,
+             "{\"segment\":\"city\",\"consents\":[\"bank.remote-id\"],\"templates\":[%s]}", tmpl);
+    http_resp r;
+    call(bank_key, "POST", "/v1/subjects", body, NULL, &r);
+    assert_http(&r, 201);
+    snprintf(token, 33, "%s", json_string_value(json_object_get(r.json, "subject_id")));
+    http_resp_free(&r);
+    free(body);
+}
+
+/* Verify a subject against one template object for bank.remote-id: the
+ * HTTP status, and for a 200 the decision. */
+static void verify_template(const char *token, const char *tmpl, int status, const char *decision)
+{
+    size_t cap = strlen(tmpl) + 128;
+    char *body = malloc(cap), path[128];
+    assert_non_null(body);
+    snprintf(body, cap, "{\"purpose\":\"bank.remote-id\",\"templates\":[%s]}", tmpl);
+    snprintf(path, sizeof path, "/v1/subjects/%s/verify", token);
+    http_resp r;
+    call(bank_key, "POST", path, body, NULL, &r);
+    assert_http(&r, status);
+    if (decision)
+        assert_string_equal(json_string_value(json_object_get(r.json, "decision")), decision);
+    http_resp_free(&r);
+    free(body);
+}
+
 static void test_captures_travel_as_image_b64(void **state)
 {
     (void)state;
@@ -514,36 +561,16 @@ static void test_captures_travel_as_image_b64(void **state)
         print_message("CASIA-IrisV1 not found beside the project: skipped\n");
         skip();
     }
-    size_t cap = strlen(enrol_img) + strlen(probe_img) + 512;
-    char *body = malloc(cap);
-    assert_non_null(body);
-    snprintf(body, cap,
-             "{\"segment\":\"city\",\"consents\":[\"bank.remote-id\"],\"templates\":"
-             "[{\"modality\":\"iris\",\"position\":\"left\",\"image_b64\":\"%s\"}]}",
-             enrol_img);
-    http_resp r;
-    call(bank_key, "POST", "/v1/subjects", body, NULL, &r);
-    assert_http(&r, 201);
-    char token[33], path[128];
-    snprintf(token, sizeof token, "%s", json_string_value(json_object_get(r.json, "subject_id")));
-    http_resp_free(&r);
-    snprintf(body, cap,
-             "{\"purpose\":\"bank.remote-id\",\"templates\":"
-             "[{\"modality\":\"iris\",\"position\":\"left\",\"image_b64\":\"%s\"}]}",
-             probe_img);
-    snprintf(path, sizeof path, "/v1/subjects/%s/verify", token);
-    call(bank_key, "POST", path, body, NULL, &r);
-    assert_http(&r, 200);
-    assert_string_equal(json_string_value(json_object_get(r.json, "decision")), "match");
-    http_resp_free(&r);
+    char *enrol_t = capture_template("iris", "\"left\"", enrol_img),
+         *probe_t = capture_template("iris", "\"left\"", probe_img), token[33];
+    enrol_template(enrol_t, token);
+    verify_template(token, probe_t, 200, "match");
     /* Something that is not an image is refused with the reason. */
-    call(bank_key, "POST", path,
-         "{\"purpose\":\"bank.remote-id\",\"templates\":"
-         "[{\"modality\":\"iris\",\"image_b64\":\"aGVsbG8gd29ybGQ=\"}]}",
-         NULL, &r);
-    assert_http(&r, 400);
-    http_resp_free(&r);
+    verify_template(token, "{\"modality\":\"iris\",\"image_b64\":\"aGVsbG8gd29ybGQ=\"}", 400, NULL);
     /* A capture for a modality that takes vectors. */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/subjects/%s/verify", token);
+    http_resp r;
     call(bank_key, "POST", path,
          "{\"purpose\":\"bank.remote-id\",\"templates\":"
          "[{\"modality\":\"face\",\"image_b64\":\"aGVsbG8gd29ybGQ=\"}]}",
@@ -551,7 +578,8 @@ static void test_captures_travel_as_image_b64(void **state)
     assert_http(&r, 400);
     assert_non_null(strstr(r.body, "face"));
     http_resp_free(&r);
-    free(body);
+    free(enrol_t);
+    free(probe_t);
     free(enrol_img);
     free(probe_img);
 }
@@ -562,52 +590,30 @@ static void test_captures_travel_as_image_b64(void **state)
 static void test_fingerprint_images_travel_as_image_b64(void **state)
 {
     (void)state;
-    char *enrol_img = shared_b64("finger/fvc2002/DB1_B/101_1.tif"),
-         *probe_img = shared_b64("finger/fvc2002/DB1_B/101_2.tif"),
-         *other_img = shared_b64("finger/fvc2002/DB1_B/105_1.tif");
-    if (!enrol_img || !probe_img || !other_img) {
-        free(enrol_img);
-        free(probe_img);
-        free(other_img);
-        print_message("FVC2002 DB1_B not found beside the project: skipped\n");
-        skip();
+    const char *files[] = {"finger/fvc2002/DB1_B/101_1.tif", "finger/fvc2002/DB1_B/101_2.tif",
+                           "finger/fvc2002/DB1_B/105_1.tif"};
+    char *t[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        char *img = shared_b64(files[i]);
+        if (!img) {
+            for (int k = 0; k < i; k++)
+                free(t[k]);
+            print_message("FVC2002 DB1_B not found beside the project: skipped\n");
+            skip();
+        }
+        t[i] = capture_template("finger", "2", img);
+        free(img);
     }
-    size_t cap = strlen(enrol_img) + strlen(probe_img) + strlen(other_img) + 512;
-    char *body = malloc(cap);
-    assert_non_null(body);
-    snprintf(body, cap,
-             "{\"segment\":\"city\",\"consents\":[\"bank.remote-id\"],\"templates\":"
-             "[{\"modality\":\"finger\",\"position\":2,\"ppi\":500,\"image_b64\":\"%s\"}]}",
-             enrol_img);
-    http_resp r;
-    call(bank_key, "POST", "/v1/subjects", body, NULL, &r);
-    assert_http(&r, 201);
-    char token[33], path[128];
-    snprintf(token, sizeof token, "%s", json_string_value(json_object_get(r.json, "subject_id")));
-    http_resp_free(&r);
-    snprintf(path, sizeof path, "/v1/subjects/%s/verify", token);
-    const char *imgs[] = {probe_img, other_img}, *want[] = {"match", "no_match"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(body, cap,
-                 "{\"purpose\":\"bank.remote-id\",\"templates\":"
-                 "[{\"modality\":\"finger\",\"position\":2,\"image_b64\":\"%s\"}]}",
-                 imgs[i]);
-        call(bank_key, "POST", path, body, NULL, &r);
-        assert_http(&r, 200);
-        assert_string_equal(json_string_value(json_object_get(r.json, "decision")), want[i]);
-        http_resp_free(&r);
-    }
+    char token[33];
+    enrol_template(t[0], token);
+    verify_template(token, t[1], 200, "match");
+    verify_template(token, t[2], 200, "no_match");
     /* a truncated image is refused with the reason */
-    call(bank_key, "POST", path,
-         "{\"purpose\":\"bank.remote-id\",\"templates\":"
-         "[{\"modality\":\"finger\",\"position\":2,\"image_b64\":\"SUkqAAgAAAA=\"}]}",
-         NULL, &r);
-    assert_http(&r, 400);
-    http_resp_free(&r);
-    free(body);
-    free(enrol_img);
-    free(probe_img);
-    free(other_img);
+    verify_template(token,
+                    "{\"modality\":\"finger\",\"position\":2,\"image_b64\":\"SUkqAAgAAAA=\"}", 400,
+                    NULL);
+    for (int i = 0; i < 3; i++)
+        free(t[i]);
 }
 
 /* ---- authentication and authorisation ------------------------------------------------ */

@@ -61,7 +61,7 @@ static ALWAYS_INLINE void tile_prefetch(const int8_t *rows, size_t stride, size_
  * `tr` rows, each filled by `fill` (XOR-ed with flip), TILE_BYTES of each row
  * per pass; probes `wide` at a time through `many`, the rest through `one`;
  * the next tile prefetched a part before each call. */
-#define BATCH_TILES(p, np, rows, stride, count, out, flip, wide, many, one, tr, T, fill)          \
+#define BATCH_TILES(p, np, rows, stride, count, out, flip, wide, many, one, tr, T, fill)           \
     do {                                                                                           \
         const size_t n_ = (np) ? (p)[0].n : 0;                                                     \
         if (n_ == 0) {                                                                             \
@@ -71,8 +71,8 @@ static ALWAYS_INLINE void tile_prefetch(const int8_t *rows, size_t stride, size_
         const size_t calls_ = (np) / (wide) + (np) % (wide);                                       \
         const size_t passes_ = (n_ + TILE_BYTES - 1) / TILE_BYTES, parts_ = calls_ * passes_;      \
         for (size_t r0 = 0; r0 < (count); r0 += (tr)) {                                            \
-            size_t nr = min_size((tr), (count) - r0);                                              \
-            size_t nn = r0 + nr < (count) ? min_size((tr), (count) - r0 - nr) : 0, part_ = 0;      \
+            size_t nr = min_size((tr), (count)-r0);                                                \
+            size_t nn = r0 + nr < (count) ? min_size((tr), (count)-r0 - nr) : 0, part_ = 0;        \
             const int8_t *next_ = (rows) + (r0 + nr) * (stride);                                   \
             for (size_t kb = 0; kb < n_; kb += TILE_BYTES) {                                       \
                 size_t kn = min_size(TILE_BYTES, n_ - kb), k4n = (kn + 3) / 4;                     \
