@@ -132,7 +132,11 @@ static void test_preselection_finds_what_exact_search_finds(void **state)
     double r10 = recall(g, 10, 0, NULL, 200, &differs);
     print_message("recall@10 %.4f at the default effort; first subject differs %zu/200\n", r10,
                   differs);
-    assert_int_equal(differs, 0); /* every mate found first */
+    /* every mate found first by the codes; the graph, built in parallel, is
+     * not the same graph from run to run, and one in ten builds or so leaves
+     * a mate or two that no other node links to any more (a reverse link
+     * replaced by a closer one: docs/search.md), so no effort finds them */
+    assert_true(differs <= (kind == ABIS_PRESELECT_GRAPH ? 2u : 0u));
     /* ranks 2-10 are impostors packed closely together: the codes' coarse
      * score orders them less well than the graph's exact one */
     assert_true(r10 >= (kind == ABIS_PRESELECT_GRAPH ? 0.95 : 0.85));
@@ -314,6 +318,43 @@ static void test_small_gallery_is_scanned_exactly(void **state)
     abis_gallery_destroy(g);
 }
 
+/* The sign-code scan starts each probe's lists at a bar taken from a sample
+ * of the gallery (every 1,024th row here, the first of each 64-row run).
+ * A gallery whose sampled rows are unlike the rest -- half of them copies
+ * of the probe, and no other copy anywhere -- sets the bar so high that
+ * fewer than L rows reach it; the search must notice and still return a
+ * shortlist of L rows, the copies first. */
+static void test_misleading_sample_still_gives_a_full_shortlist(void **state)
+{
+    (void)state;
+    if (kind != ABIS_PRESELECT_CODES)
+        skip(); /* the graph takes no sample */
+    enum { NS = 65536, L = 64, COPIES = 32 };
+    abis_gallery *g = make(0, 0);
+    float v[D], q[D];
+    abis_synth_identity(77, 3, q, D);
+    abis_error err = {0};
+    for (uint64_t i = 0; i < NS; i++) {
+        int copy = i % 1024 == 0 && (i / 1024) % 2 == 0;
+        if (copy)
+            memcpy(v, q, sizeof v);
+        else
+            gvec(i, v);
+        abis_id id = make_id(i);
+        assert_status(g->ops->add(g, &id, (uint32_t)i, v, sizeof v, &err), ABIS_OK, &err);
+    }
+    abis_hit *p = calloc(L, sizeof *p);
+    size_t n = search(g, q, L, NULL, 1, L, p);
+    assert_int_equal(n, L); /* a full shortlist, not the COPIES above the bar */
+    for (size_t i = 0; i < COPIES; i++) {
+        assert_true(p[i].slot % 2048 == 0);
+        assert_true(p[i].score == p[0].score);
+    }
+    assert_true(p[COPIES].score < p[0].score);
+    free(p);
+    abis_gallery_destroy(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_compaction_keeps_preselection_right),
         cmocka_unit_test(test_preselected_batch_equals_single_searches),
         cmocka_unit_test(test_small_gallery_is_scanned_exactly),
+        cmocka_unit_test(test_misleading_sample_still_gives_a_full_shortlist),
     };
     int failed = cmocka_run_group_tests_name("sign codes", tests, use_codes, NULL);
     failed += cmocka_run_group_tests_name("graph", tests, use_graph, NULL);

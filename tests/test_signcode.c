@@ -123,12 +123,61 @@ static void test_selection_kernels_agree(void **state)
     }
 }
 
+/* select (scan and above in one) against the scalar scan followed by the
+ * scalar above, for every kernel: dimensions on and off the two-word path,
+ * counts around its eight-code step, thresholds keeping none, some, all. */
+static void test_fused_selection_agrees(void **state)
+{
+    (void)state;
+    size_t nk;
+    const abis_sign_kernel *ks = abis_sign_available(&nk);
+    enum { MAXD = 300, MAXN = 600 };
+    int8_t q[MAXD], *rows = malloc((size_t)MAXD * MAXN);
+    uint64_t *codes = malloc(sizeof(uint64_t) * abis_sign_words(MAXD) * MAXN);
+    uint64_t pbuf[ABIS_SIGN_PLANES * 5];
+    int32_t s[MAXN], gs[MAXN];
+    uint32_t want[MAXN], got[MAXN];
+    abis_sign_probe p;
+    static const size_t dims[] = {1, 64, 100, 127, 128, 129, 300};
+    static const size_t counts[] = {0, 1, 7, 8, 9, 15, 16, 17, 255, 256, 257, 600};
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        size_t d = dims[di], w = abis_sign_words(d);
+        for (size_t i = 0; i < d; i++)
+            q[i] = rnd8();
+        for (size_t i = 0; i < d * MAXN; i++)
+            rows[i] = rnd8();
+        for (size_t r = 0; r < MAXN; r++)
+            abis_sign_encode(rows + r * d, d, codes + r * w);
+        abis_sign_probe_set(&p, q, d, pbuf);
+        for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
+            size_t n = counts[ci];
+            abis_sign_scan_scalar(&p, codes, n, s);
+            int32_t thrs[] = {INT32_MIN, -40, 0, 20, 60, INT32_MAX};
+            for (size_t t = 0; t < sizeof thrs / sizeof *thrs; t++) {
+                size_t nw = abis_sign_above_scalar(s, n, thrs[t], want);
+                for (size_t k = 0; k < nk; k++) {
+                    size_t ng = ks[k].select(&p, codes, n, thrs[t], got, gs);
+                    if (ng != nw)
+                        fail_msg("%s d=%zu n=%zu thr=%d: %zu kept, want %zu", ks[k].name, d, n,
+                                 thrs[t], ng, nw);
+                    assert_memory_equal(got, want, nw * sizeof *want);
+                    for (size_t u = 0; u < nw; u++)
+                        assert_int_equal(gs[u], s[want[u]]);
+                }
+            }
+        }
+    }
+    free(rows);
+    free(codes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_planes_hold_the_4bit_values),
         cmocka_unit_test(test_scores_match_reference_and_kernels_agree),
         cmocka_unit_test(test_selection_kernels_agree),
+        cmocka_unit_test(test_fused_selection_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,9 +63,9 @@ static cand cand_select(cand *c, size_t n, size_t L)
  * s, and one stable pass keeps every entry above s and the lowest rows of
  * those at s.  Predictable passes instead of a quickselect's mispredicted
  * branches (perf, 1M x 128, L = 4,096: the quickselect took 6.3 % of the
- * samples, more than the code scan's 2.4 %; this cut 2.8 %).  Falls back to cand_select when the rows are not in order or
- * the best L spread over more than CUT_BINS score values.  The kept entries
- * stay in row order. */
+ * samples, more than the code scan's 2.4 %; this cut 2.8 %).  Falls back to cand_select when the
+ * rows are not in order or the best L spread over more than CUT_BINS score values.  The kept
+ * entries stay in row order. */
 #define CUT_BINS 1024
 static cand cand_cut(cand *c, size_t n, size_t L)
 {
@@ -133,9 +133,15 @@ typedef struct codes_job {
     size_t nreq, L, capmax;
     unsigned width;
     cand_list *lists; /* [part][req] */
+    int32_t *start;   /* [req]: the score a row must reach before a list is full */
+    uint8_t *skip;    /* [req]: not scanned in this pass */
     int32_t *scores;  /* [part][BLOCK] */
     uint32_t *sel;    /* [part][BLOCK] */
     cand *all;        /* [req][2L * width]: each request's candidates, merged */
+    size_t *nall;     /* [req]: its shortlist's length */
+    size_t slices;    /* re-ranking tasks per request */
+    abis_top *stop;   /* [req][slice][capmax]: each slice's top list */
+    size_t *nstop;    /* [req][slice] */
     int f32;
     abis_top *merged;
     size_t *nmerged;
@@ -158,31 +164,102 @@ static void codes_task(void *arg, size_t t, unsigned part)
         const abis_vs_chunk *c = abis_vs_chunk_of(st, r);
         size_t off = abis_vs_off(r);
         for (size_t q = 0; q < j->nreq; q++) {
-            if (!j->sp[q].planes)
+            if (!j->sp[q].planes || j->skip[q])
                 continue;
-            j->kern->scan(&j->sp[q], c->code + off * st->words, len, sc);
             const abis_bitset *allow = j->rq[q].allow;
             cand_list *l = &lists[q];
-            size_t ns = j->kern->above(sc, len, l->full ? l->bar.score : INT32_MIN, sel);
+            size_t ns = j->kern->select(&j->sp[q], c->code + off * st->words, len,
+                                        l->full ? l->bar.score : j->start[q], sel, sc);
             for (size_t u = 0; u < ns; u++) {
                 size_t i = sel[u];
                 if (!c->dead[off + i] && allowed(allow, c->slot[off + i]))
-                    cand_push(l, j->L, (cand){sc[i], (uint32_t)(r + i)});
+                    cand_push(l, j->L, (cand){sc[u], (uint32_t)(r + i)});
             }
         }
         r += len;
     }
 }
 
-/* One request's shortlist (its participants' candidates, cut to the best
- * L) re-ranked exactly into its top list. */
-static void rerank_task(void *arg, size_t q, unsigned part)
+/* A starting bar for a request, from a sample of the gallery: without one a
+ * participant's list takes every row until it first fills and then about
+ * L ln(rows / L) more as its bar rises (1M x 128, L = 4,096: 71,000 rows
+ * pushed a probe, half the code scan's time).  The sample is SAMPLE_RUN
+ * consecutive rows every so often, 4 n / L rows in all (at least 64 runs);
+ * its allowed live rows are scored, and the score of rank r = 4 L (rows
+ * sampled / n) among them (at least the 16th) is the bar: about 4 L rows of
+ * the gallery reach it, so each list fills once or not at all.  Exactness
+ * does not rest on the estimate: when fewer than L rows reached it, the
+ * request is scanned again from INT32_MIN (vector_codes_scan). */
+#define SAMPLE_RUN 64
+#define SAMPLE_RANK 16
+static void sample_task(void *arg, size_t q, unsigned part)
 {
     (void)part;
     const codes_job *j = arg;
-    const vgallery *g = j->g;
-    const prep *p = &j->rq[q];
-    j->nmerged[q] = 0;
+    const abis_vstore *st = &j->g->st;
+    j->start[q] = INT32_MIN;
+    if (!j->sp[q].planes)
+        return;
+    size_t want = 4 * st->n / j->L; /* rows to sample */
+    size_t runs = (want + SAMPLE_RUN - 1) / SAMPLE_RUN;
+    if (runs < 64)
+        runs = 64;
+    if (runs * SAMPLE_RUN * 4 > st->n) /* a sample near the gallery's size saves nothing */
+        return;
+    int32_t span = (int32_t)(ABIS_SIGN_TMAX * 64 * st->words); /* |score| <= span */
+    uint32_t *hist = calloc(2 * (size_t)span + 1, sizeof *hist);
+    if (!hist)
+        return; /* no bar: slower, never wrong */
+    int32_t sc[SAMPLE_RUN];
+    size_t sampled = 0;
+    const abis_bitset *allow = j->rq[q].allow;
+    for (size_t k = 0; k < runs; k++) {
+        size_t r = st->n / runs * k, len = SAMPLE_RUN;
+        /* runs stay inside one chunk (ABIS_VS_CHUNK is a multiple of SAMPLE_RUN) */
+        r -= abis_vs_off(r) % SAMPLE_RUN;
+        if (len > st->n - r)
+            len = st->n - r;
+        const abis_vs_chunk *c = abis_vs_chunk_of(st, r);
+        size_t off = abis_vs_off(r);
+        j->kern->scan(&j->sp[q], c->code + off * st->words, len, sc);
+        for (size_t i = 0; i < len; i++)
+            if (!c->dead[off + i] && allowed(allow, c->slot[off + i]))
+                hist[sc[i] + span]++;
+        sampled += len;
+    }
+    size_t rank = 4 * j->L * sampled / st->n;
+    if (rank < SAMPLE_RANK)
+        rank = SAMPLE_RANK;
+    size_t seen = 0;
+    for (int32_t b = 2 * span; b >= 0; b--) {
+        seen += hist[b];
+        if (seen >= rank) {
+            j->start[q] = b - span;
+            break;
+        }
+    }
+    free(hist);
+}
+
+/* Whether request q's lists hold at least L rows: every row at or above the
+ * starting bar was offered, so its shortlist is the exact best L. */
+static int reached_l(const codes_job *j, size_t q)
+{
+    size_t total = 0;
+    for (unsigned w = 0; w < j->width; w++) {
+        const cand_list *l = &j->lists[(size_t)w * j->nreq + q];
+        total += l->full ? j->L : l->n;
+    }
+    return total >= j->L;
+}
+
+/* One request's shortlist: its participants' candidates, cut to the best L,
+ * in all[q * 2 L width ..), its length in nall[q]. */
+static void shortlist_task(void *arg, size_t q, unsigned part)
+{
+    (void)part;
+    const codes_job *j = arg;
+    j->nall[q] = 0;
     if (!j->sp[q].planes)
         return;
     cand *all = j->all + q * 2 * j->L * j->width;
@@ -196,20 +273,37 @@ static void rerank_task(void *arg, size_t q, unsigned part)
         cand_select(all, total, j->L);
         total = j->L;
     }
-    /* in any order: the top list orders by score and row */
+    j->nall[q] = total;
+}
+
+/* Slice t % slices of request t / slices's shortlist scored exactly into
+ * that slice's top list (a single probe's shortlist is re-ranked by every
+ * thread, not one). */
+static void rerank_task(void *arg, size_t t, unsigned part)
+{
+    (void)part;
+    const codes_job *j = arg;
+    const vgallery *g = j->g;
+    size_t q = t / j->slices, sl = t % j->slices;
+    const prep *p = &j->rq[q];
+    abis_top *top = j->stop + t * j->capmax;
+    size_t *ntop = &j->nstop[t];
+    *ntop = 0;
+    const cand *all = j->all + q * 2 * j->L * j->width;
+    size_t from = j->nall[q] * sl / j->slices, to = j->nall[q] * (sl + 1) / j->slices;
     const abis_i8_kernel *k8 = abis_i8_best();
     /* the rows are scattered over the gallery: ask for each row's values
-     * (two lines of 128-d rows, more for longer ones), scale and slot well
-     * before they are scored, or every candidate waits on memory */
-    const size_t ahead = 16, lines = (g->st.dim + 63) / 64;
-    for (size_t i = 0; i < total; i++) {
-        if (i + ahead < total) {
+     * (two lines of 128-d rows, more for longer ones) and scale well before
+     * they are scored, or every candidate waits on memory; the slot is read
+     * only for the few that enter the top list */
+    const size_t ahead = 24, lines = (g->st.dim + 63) / 64;
+    for (size_t i = from; i < to; i++) {
+        if (i + ahead < to) {
             uint32_t f = all[i + ahead].row;
             const int8_t *row = abis_vs_row(&g->st, f);
             for (size_t l = 0; l < lines; l++)
                 __builtin_prefetch(row + 64 * l);
             __builtin_prefetch(&abis_vs_chunk_of(&g->st, f)->scale[abis_vs_off(f)]);
-            __builtin_prefetch(&abis_vs_chunk_of(&g->st, f)->slot[abis_vs_off(f)]);
         }
         uint32_t r = all[i].row;
         float s;
@@ -221,8 +315,10 @@ static void rerank_task(void *arg, size_t q, unsigned part)
             k8->scan(&p->p, abis_vs_row(&g->st, r), 0, NULL, 1, &d);
             s = abis_i8_score(d, p->p.scale, abis_vs_scale(&g->st, r));
         }
-        abis_top_offer(j->merged + q * j->capmax, &j->nmerged[q], p->cap, s,
-                       abis_vs_slot(&g->st, r), r);
+        abis_top e = {s, 0, r};
+        if (*ntop == p->cap && !abis_top_before(&e, &top[*ntop - 1]))
+            continue;
+        abis_top_offer(top, ntop, p->cap, s, abis_vs_slot(&g->st, r), r);
     }
 }
 
@@ -263,9 +359,16 @@ abis_status vector_codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
     j.lists = calloc((size_t)width * nreq, sizeof *j.lists);
     j.scores = malloc(sizeof *j.scores * width * BLOCK);
     j.sel = malloc(sizeof *j.sel * width * BLOCK);
-    abis_status st = sp && planes && mem && j.lists && j.scores && j.sel
-                         ? ABIS_OK
-                         : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
+    j.slices = nreq < width ? width / nreq : 1;
+    j.start = malloc(nreq * sizeof *j.start);
+    j.skip = calloc(nreq, sizeof *j.skip);
+    j.nall = calloc(nreq, sizeof *j.nall);
+    j.stop = malloc(sizeof *j.stop * (capmax ? capmax : 1) * nreq * j.slices);
+    j.nstop = calloc(nreq * j.slices, sizeof *j.nstop);
+    abis_status st =
+        sp && planes && mem && j.lists && j.scores && j.sel && j.nall && j.stop && j.nstop
+            ? ABIS_OK
+            : abis_error_set(err, ABIS_E_NOMEM, "gallery: out of memory for a search");
     if (st == ABIS_OK) {
         for (size_t q = 0; q < nreq; q++)
             if (rq[q].cap)
@@ -273,8 +376,31 @@ abis_status vector_codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
         for (size_t i = 0; i < (size_t)width * nreq; i++)
             j.lists[i].c = mem + i * 2 * L;
         j.all = mem + (size_t)width * nreq * 2 * L;
+        abis_threadpool_run(pool, nreq, width, sample_task, &j);
         abis_threadpool_run(pool, n_tasks, width, codes_task, &j);
-        abis_threadpool_run(pool, nreq, width, rerank_task, &j);
+        size_t again = 0; /* requests whose bar was too high: scanned from INT32_MIN */
+        for (size_t q = 0; q < nreq; q++) {
+            j.skip[q] = !(sp[q].planes && j.start[q] != INT32_MIN && !reached_l(&j, q));
+            if (!j.skip[q]) {
+                j.start[q] = INT32_MIN;
+                for (unsigned w = 0; w < width; w++)
+                    j.lists[(size_t)w * nreq + q] =
+                        (cand_list){.c = j.lists[(size_t)w * nreq + q].c};
+                again++;
+            }
+        }
+        if (again)
+            abis_threadpool_run(pool, n_tasks, width, codes_task, &j);
+        abis_threadpool_run(pool, nreq, width, shortlist_task, &j);
+        abis_threadpool_run(pool, nreq * j.slices, width, rerank_task, &j);
+        for (size_t q = 0; q < nreq; q++) { /* the slices' top lists into the request's */
+            nmerged[q] = 0;
+            for (size_t t = q * j.slices; t < (q + 1) * j.slices; t++)
+                for (size_t i = 0; i < j.nstop[t]; i++)
+                    abis_top_offer(merged + q * capmax, &nmerged[q], rq[q].cap,
+                                   j.stop[t * capmax + i].score, j.stop[t * capmax + i].slot,
+                                   j.stop[t * capmax + i].row);
+        }
     }
     free(sp);
     free(planes);
@@ -282,5 +408,10 @@ abis_status vector_codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
     free(j.lists);
     free(j.scores);
     free(j.sel);
+    free(j.nall);
+    free(j.stop);
+    free(j.nstop);
+    free(j.start);
+    free(j.skip);
     return st;
 }

@@ -71,6 +71,13 @@ size_t abis_sign_above_scalar(const int32_t *s, size_t n, int32_t thr, uint32_t 
     return m;
 }
 
+size_t abis_sign_select_scalar(const abis_sign_probe *p, const uint64_t *codes, size_t count,
+                               int32_t thr, uint32_t *idx, int32_t *score)
+{
+    return abis_sign_select_with(abis_sign_scan_scalar, abis_sign_above_scalar, p, codes, count,
+                                 thr, idx, score);
+}
+
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 static abis_sign_kernel kernels[3]; /* written once under choose_once */
 static size_t n_kernels;
@@ -78,14 +85,17 @@ static size_t n_kernels;
 static void choose_kernel(void)
 {
     const abis_cpu *c = abis_cpu_features();
-    kernels[0] = (abis_sign_kernel){"scalar", abis_sign_scan_scalar, abis_sign_above_scalar};
+    kernels[0] = (abis_sign_kernel){"scalar", abis_sign_scan_scalar, abis_sign_above_scalar,
+                                    abis_sign_select_scalar};
     n_kernels = 1;
     if (c->avx2 && c->popcnt && abis_sign_scan_popcnt_fn())
         kernels[n_kernels++] =
-            (abis_sign_kernel){"popcnt", abis_sign_scan_popcnt_fn(), abis_sign_above_scalar};
+            (abis_sign_kernel){"popcnt", abis_sign_scan_popcnt_fn(), abis_sign_above_scalar,
+                               abis_sign_select_popcnt_fn()};
     if (c->avx512_vpopcntdq && abis_sign_scan_avx512_fn())
         kernels[n_kernels++] =
-            (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(), abis_sign_above_avx512_fn()};
+            (abis_sign_kernel){"avx512", abis_sign_scan_avx512_fn(), abis_sign_above_avx512_fn(),
+                               abis_sign_select_avx512_fn()};
 }
 
 const abis_sign_kernel *abis_sign_best(void)

@@ -66,19 +66,52 @@ typedef void (*abis_sign_scan_fn)(const abis_sign_probe *p, const uint64_t *code
  * returns how many. */
 typedef size_t (*abis_sign_above_fn)(const int32_t *s, size_t n, int32_t thr, uint32_t *out);
 
+/* The codes among `count` whose score is >= thr: their indices (ascending)
+ * into idx and their scores into score (count entries each at most);
+ * returns how many.  The same as scan followed by above; the AVX-512 kernel
+ * does both in registers for two-word codes, so a scan that keeps few
+ * codes writes almost nothing. */
+typedef size_t (*abis_sign_select_fn)(const abis_sign_probe *p, const uint64_t *codes, size_t count,
+                                      int32_t thr, uint32_t *idx, int32_t *score);
+
 typedef struct abis_sign_kernel {
     const char *name; /* "scalar", "popcnt", "avx512" */
     abis_sign_scan_fn scan;
     abis_sign_above_fn above;
+    abis_sign_select_fn select;
 } abis_sign_kernel;
 
 void abis_sign_scan_scalar(const abis_sign_probe *p, const uint64_t *codes, size_t count,
                            int32_t *out);
 size_t abis_sign_above_scalar(const int32_t *s, size_t n, int32_t thr, uint32_t *out);
+size_t abis_sign_select_scalar(const abis_sign_probe *p, const uint64_t *codes, size_t count,
+                               int32_t thr, uint32_t *idx, int32_t *score);
 /* NULL when not compiled for this target; use through abis_sign_best(). */
 abis_sign_scan_fn abis_sign_scan_popcnt_fn(void);
+abis_sign_select_fn abis_sign_select_popcnt_fn(void);
 abis_sign_scan_fn abis_sign_scan_avx512_fn(void);
 abis_sign_above_fn abis_sign_above_avx512_fn(void);
+abis_sign_select_fn abis_sign_select_avx512_fn(void);
+
+/* select as a kernel's scan then above, 256 codes at a time. */
+static inline size_t abis_sign_select_with(abis_sign_scan_fn scan, abis_sign_above_fn above,
+                                           const abis_sign_probe *p, const uint64_t *codes,
+                                           size_t count, int32_t thr, uint32_t *idx, int32_t *score)
+{
+    int32_t s[256];
+    size_t m = 0;
+    for (size_t i = 0; i < count; i += 256) {
+        size_t len = count - i < 256 ? count - i : 256;
+        scan(p, codes + i * p->words, len, s);
+        size_t k = above(s, len, thr, idx + m);
+        for (size_t u = 0; u < k; u++) {
+            score[m + u] = s[idx[m + u]];
+            idx[m + u] += (uint32_t)i;
+        }
+        m += k;
+    }
+    return m;
+}
 
 /* The word loop of the scalar and POPCNT kernels, with their popcount. */
 static inline void abis_sign_scan_with(const abis_sign_probe *p, const uint64_t *codes,

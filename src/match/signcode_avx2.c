@@ -17,14 +17,31 @@ static void scan_popcnt(const abis_sign_probe *p, const uint64_t *codes, size_t 
     abis_sign_scan_with(p, codes, count, out, popcount_insn);
 }
 
+static size_t select_popcnt(const abis_sign_probe *p, const uint64_t *codes, size_t count,
+                            int32_t thr, uint32_t *idx, int32_t *score)
+{
+    return abis_sign_select_with(scan_popcnt, abis_sign_above_scalar, p, codes, count, thr, idx,
+                                 score);
+}
+
 abis_sign_scan_fn abis_sign_scan_popcnt_fn(void)
 {
     return scan_popcnt;
 }
 
+abis_sign_select_fn abis_sign_select_popcnt_fn(void)
+{
+    return select_popcnt;
+}
+
 #else
 
 abis_sign_scan_fn abis_sign_scan_popcnt_fn(void)
+{
+    return NULL;
+}
+
+abis_sign_select_fn abis_sign_select_popcnt_fn(void)
 {
     return NULL;
 }

@@ -98,9 +98,63 @@ static size_t above_avx512(const int32_t *s, size_t n, int32_t thr, uint32_t *ou
     return m;
 }
 
+/* Two-word codes, eight at a time: each code's score in the even 64-bit
+ * lanes of two registers, compared with thr there; only the codes at or
+ * above it are written. */
+static size_t select_two_words(const abis_sign_probe *p, const uint64_t *codes, size_t count,
+                               int32_t thr, uint32_t *idx, int32_t *score)
+{
+    __m512i P[ABIS_SIGN_PLANES];
+    for (int k = 0; k < ABIS_SIGN_PLANES; k++)
+        P[k] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p->planes + 2 * k)));
+    const __m512i vthr = _mm512_set1_epi64(thr);
+    size_t m = 0, i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m512i a = planes_score(_mm512_loadu_si512(codes + 2 * i), P);
+        __m512i b = planes_score(_mm512_loadu_si512(codes + 2 * i + 8), P);
+        a = _mm512_add_epi64(a, _mm512_shuffle_epi32(a, _MM_PERM_BADC));
+        b = _mm512_add_epi64(b, _mm512_shuffle_epi32(b, _MM_PERM_BADC));
+        __mmask8 ka = _mm512_mask_cmpge_epi64_mask(0x55, a, vthr);
+        __mmask8 kb = _mm512_mask_cmpge_epi64_mask(0x55, b, vthr);
+        if (ka | kb) {
+            int64_t t[16];
+            _mm512_storeu_si512(t, a);
+            _mm512_storeu_si512(t + 8, b);
+            unsigned k = (unsigned)ka | (unsigned)kb << 8;
+            while (k) {
+                unsigned lane = (unsigned)__builtin_ctz(k);
+                k &= k - 1;
+                idx[m] = (uint32_t)(i + lane / 2);
+                score[m++] = (int32_t)t[lane];
+            }
+        }
+    }
+    if (i < count) { /* the last 1..7 codes: indices relative to codes + 2 i */
+        size_t k = abis_sign_select_with(scan_two_words, above_avx512, p, codes + 2 * i, count - i,
+                                         thr, idx + m, score + m);
+        for (size_t u = m; u < m + k; u++)
+            idx[u] += (uint32_t)i;
+        m += k;
+    }
+    return m;
+}
+
+static size_t select_avx512(const abis_sign_probe *p, const uint64_t *codes, size_t count,
+                            int32_t thr, uint32_t *idx, int32_t *score)
+{
+    if (p->words == 2)
+        return select_two_words(p, codes, count, thr, idx, score);
+    return abis_sign_select_with(scan_avx512, above_avx512, p, codes, count, thr, idx, score);
+}
+
 abis_sign_scan_fn abis_sign_scan_avx512_fn(void)
 {
     return scan_avx512;
+}
+
+abis_sign_select_fn abis_sign_select_avx512_fn(void)
+{
+    return select_avx512;
 }
 
 abis_sign_above_fn abis_sign_above_avx512_fn(void)
@@ -116,6 +170,11 @@ abis_sign_scan_fn abis_sign_scan_avx512_fn(void)
 }
 
 abis_sign_above_fn abis_sign_above_avx512_fn(void)
+{
+    return NULL;
+}
+
+abis_sign_select_fn abis_sign_select_avx512_fn(void)
 {
     return NULL;
 }
