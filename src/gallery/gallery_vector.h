@@ -35,7 +35,8 @@ typedef struct abis_vector_config {
     unsigned threads;
     abis_vector_preselect preselect;
     /* Codes: rows re-ranked exactly by a pre-selected search unless its
-     * effort says otherwise (default ABIS_VECTOR_SHORTLIST). */
+     * effort says otherwise (default ABIS_VECTOR_SHORTLIST), and at least
+     * one per ABIS_VECTOR_SHORTLIST_ROWS live templates. */
     unsigned shortlist;
     /* Graph: live templates from which the graph is built and pre-selected
      * searches use it (smaller galleries are scanned exactly); SIZE_MAX:
@@ -54,8 +55,12 @@ typedef struct abis_vector_config {
 #define ABIS_VECTOR_INDEX_MIN 32768
 /* Rows re-ranked after the sign-code scan: on face-like 128-d data 99.9 % of
  * mates are within the best 25 of a million codes, at most within 60
- * (docs/search.md); 1,024 leaves room for ten million. */
+ * (docs/search.md).  The impostors that outscore a mate grow with the
+ * gallery, so the default grows with it too: at ten million templates a
+ * shortlist of 1,024 missed 2 of 1,000 mates and one of 2,048 none
+ * (docs/BENCHMARKS.md), so one row per 4,096 templates (2,441 there). */
 #define ABIS_VECTOR_SHORTLIST 1024
+#define ABIS_VECTOR_SHORTLIST_ROWS 4096
 
 /* The defaults: all threads, sign-code pre-selection with a shortlist of
  * ABIS_VECTOR_SHORTLIST; for the graph, index from ABIS_VECTOR_INDEX_MIN,

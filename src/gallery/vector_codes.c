@@ -333,6 +333,8 @@ abis_status vector_codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
 {
     size_t live = abis_vs_live(&g->st);
     size_t L = opts->effort ? opts->effort : g->cfg.shortlist;
+    if (!opts->effort && L < live / ABIS_VECTOR_SHORTLIST_ROWS)
+        L = live / ABIS_VECTOR_SHORTLIST_ROWS;
     if (L < capmax)
         L = capmax;
     if (L >= live) /* asked for the whole gallery: that is the exact scan */
