@@ -56,6 +56,7 @@ typedef struct abisd_config {
     long shutdown_timeout_s;  /* SIGTERM: wait this long for requests in flight */
     char ready_file[4096];    /* written with the port once listening */
     int warm_galleries;       /* build every gallery at start, in the background */
+    long checkpoint_interval_ms; /* write-ahead log checkpoints in the background; 0: in commits */
 } abisd_config;
 
 /* The defaults (docs/CONFIG.md). */
