@@ -11,7 +11,8 @@
  *     Header: value\n ...
  *     \n
  *     BODY
- * (missing parts are empty).  Build and run: `make fuzz` (clang,
+ * (missing parts are empty).  The body is also parsed by the fast JSON
+ * path and by jansson alone, which must agree.  Build and run: `make fuzz` (clang,
  * -fsanitize=fuzzer,address; FUZZ_SECONDS, default 60); findings are
  * recorded in docs/FUZZING.md.
  */
@@ -95,6 +96,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(root);
     } else if (e.status != 400) {
         abort();
+    }
+    /* The fast JSON path (src/server/jsonfast.c) against jansson: what it
+     * accepts, jansson accepts as an equal value (json_equal compares types
+     * too: an integer is never a real). */
+    json_t *fast = abisd_json_fast(body, body_len);
+    if (fast) {
+        json_error_t je;
+        json_t *slow = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
+        if (!slow || !json_equal(fast, slow))
+            abort();
+        json_decref(slow);
+        json_decref(fast);
     }
     /* base64 on its own, as a vector_b64 or image_b64 value would be. */
     unsigned char *bytes = NULL;

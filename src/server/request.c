@@ -35,7 +35,9 @@ int abisd_parse_json(const char *body, size_t len, json_t **out, abisd_error *e)
         return *out ? 0 : abisd_fail(e, 503, "overloaded", "out of memory");
     }
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = abisd_json_fast(body, len);
+    if (!root)
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
         return abisd_fail(e, 400, "invalid_json",
                           "the request body is not valid JSON: %s (line %d, column %d)", je.text,
