@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "store/sqlite_internal.h"
@@ -1754,71 +1753,6 @@ static void test_compact_empties_both_write_ahead_logs(void **state)
     free(wal), free(kwal);
 }
 
-static off_t file_size(const char *path)
-{
-    struct stat sb;
-    assert_int_equal(stat(path, &sb), 0);
-    return sb.st_size;
-}
-
-/* Write about 400 KiB of templates (some 100 pages: below SQLite's
- * automatic checkpoint at 1,000), each in its own commit; round 1 or 2. */
-static void write_templates(fx *f, unsigned char round)
-{
-    unsigned char *blob = distinctive(4000, round);
-    for (unsigned t = 0; t < 100; t++) {
-        abis_template_rec r =
-            template_rec((unsigned char)(100 * (round - 1) + t), round, f->mod, blob, 4000);
-        OK(OPS(f)->begin(f->s, &f->err), f);
-        OK(OPS(f)->template_insert(f->s, &r, &f->err), f);
-        OK(OPS(f)->commit(f->s, &f->err), f);
-    }
-    free(blob);
-}
-
-/* Commits leave their pages in the write-ahead log; the checkpoint copies
- * them into abis.db, which grows.  Without the thread (and below the
- * automatic checkpoint's 1,000 pages) abis.db keeps its size; with it,
- * abis.db grows within a few intervals although no commit checkpoints. */
-static void test_background_checkpoints_copy_the_log(void **state)
-{
-    fx *f = *state;
-    char *db = path_in(f, "abis.db");
-    put_subject(f, 1, f->seg, "one");
-    put_subject(f, 2, f->seg, "two");
-    off_t before = file_size(db);
-    write_templates(f, 1);
-    assert_int_equal(file_size(db), before); /* all of it still in the log */
-
-    OK(abis_store_background_checkpoints(f->s, 5, &f->err), f);
-    assert_status(abis_store_background_checkpoints(f->s, 5, &f->err), ABIS_E_INVALID, &f->err);
-    off_t grown = before;
-    for (int i = 0; i < 400 && grown == before; i++) { /* up to 2 s */
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-        grown = file_size(db);
-    }
-    assert_true(grown > before + 300 * 1024);
-    write_templates(f, 2); /* and again, with commits that no longer checkpoint */
-    off_t again = grown;
-    for (int i = 0; i < 400 && again == grown; i++) {
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-        again = file_size(db);
-    }
-    assert_true(again > grown + 300 * 1024);
-    free(db);
-    /* teardown closes the store: the thread stops (ASan/TSan builds check it) */
-}
-
-static void test_background_checkpoints_refuse_bad_intervals(void **state)
-{
-    fx *f = *state;
-    assert_status(abis_store_background_checkpoints(f->s, 0, &f->err), ABIS_E_INVALID, &f->err);
-    assert_non_null(strstr(f->err.message, "interval"));
-    assert_status(abis_store_background_checkpoints(f->s, 60001, &f->err), ABIS_E_INVALID, &f->err);
-}
-
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 #define P(name) cmocka_unit_test_setup_teardown(name, setup_populated, teardown)
 
@@ -1834,8 +1768,6 @@ int main(void)
         T(test_open_missing_store_is_not_found),
         T(test_open_without_key_store_is_not_found),
         T(test_reopen_keeps_committed_data),
-        P(test_background_checkpoints_copy_the_log),
-        T(test_background_checkpoints_refuse_bad_intervals),
         T(test_open_newer_schema_is_refused_and_changes_nothing),
         T(test_open_newer_key_schema_is_refused),
         T(test_open_foreign_database_is_schema_error),
