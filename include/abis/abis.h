@@ -76,10 +76,6 @@ typedef struct abis_open_options {
     const char *master_key_hex; /* 64 hex digits; NULL: $ABIS_MASTER_KEY, else DIR/master.key */
     const char *actor;          /* default actor written to the audit log; NULL: "operator" */
     int read_only;              /* 1: audit verify/export only; no writes, no migration */
-    /* 0: SQLite checkpoints its write-ahead log inside the commit that fills
-     * it; > 0: a background thread does it every checkpoint_ms (long-running
-     * services, whose waiting requests should not wait for the copy). */
-    unsigned checkpoint_ms;
 } abis_open_options;
 
 /* Open a data directory.  Fails with ABIS_E_CRYPTO and changes nothing when the

@@ -619,8 +619,6 @@ abis_status abis_engine_open(const abis_open_options *opts, abis_engine **out, a
     }
     if (st == ABIS_OK && !opts->read_only)
         st = engine_finish_pending_delete(e, err);
-    if (st == ABIS_OK && !opts->read_only && opts->checkpoint_ms)
-        st = abis_store_background_checkpoints(e->store, opts->checkpoint_ms, err);
     if (st != ABIS_OK) {
         engine_free(e);
         return st;

@@ -70,9 +70,6 @@ static const opt opts[] = {
     {"ready_file", STR(ready_file), "", "write the listening port into this file when ready"},
     {"warm_galleries", NUM(OPT_BOOL, warm_galleries, 0, 1), "true",
      "build every segment's galleries at start, in the background (else on first use)"},
-    {"checkpoint_interval_ms", NUM(OPT_INT, checkpoint_interval_ms, 0, 60000), "100",
-     "checkpoint the store's write-ahead log in a background thread this often; 0: inside "
-     "the commit that fills it (every waiting request then waits for the copy)"},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 

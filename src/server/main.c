@@ -176,9 +176,7 @@ int main(int argc, char **argv)
 
     abis_engine *e = NULL;
     abis_error err = {0};
-    abis_open_options o = {.data_dir = cfg.data,
-                           .actor = "abisd",
-                           .checkpoint_ms = (unsigned)cfg.checkpoint_interval_ms};
+    abis_open_options o = {.data_dir = cfg.data, .actor = "abisd"};
     if (abis_engine_open(&o, &e, &err) != ABIS_OK) {
         abisd_log(ABISD_ERROR, "cannot open the data directory",
                   json_pack("{s:s, s:s, s:s}", "data", cfg.data, "status",

@@ -35,28 +35,27 @@
 /* ---- config.c ---------------------------------------------------------------- */
 
 typedef struct abisd_config {
-    char data[4096];             /* data directory */
-    char listen[256];            /* ADDR:PORT; port 0 picks a free one */
-    long threads;                /* HTTP threads (libmicrohttpd's pool) */
-    long max_inflight;           /* engine calls at once; beyond: 503 */
-    long max_connections;        /* open connections at once */
-    long max_body_bytes;         /* a larger body: 413 */
-    long request_timeout_ms;     /* receiving one request; beyond: 408 */
-    long idle_timeout_s;         /* an idle connection is closed */
-    double rate_limit;           /* requests per second per client (its own rate wins) */
-    double rate_burst;           /* bucket size */
-    long idempotency_ttl_s;      /* how long a write's Idempotency-Key is remembered */
-    char tls_cert[4096];         /* PEM certificate chain; with tls_key: HTTPS */
-    char tls_key[4096];          /* PEM private key */
-    char tls_client_ca[4096];    /* PEM CA for client certificates (mutual TLS) */
-    char tls_client_auth[16];    /* "optional" or "required" (with tls_client_ca) */
-    int allow_plain_http;        /* plain HTTP on a non-loopback address */
-    char log_level[16];          /* debug, info, warn, error */
-    int log_requests;            /* one log line per request */
-    long shutdown_timeout_s;     /* SIGTERM: wait this long for requests in flight */
-    char ready_file[4096];       /* written with the port once listening */
-    int warm_galleries;          /* build every gallery at start, in the background */
-    long checkpoint_interval_ms; /* write-ahead log checkpoints in the background; 0: in commits */
+    char data[4096];          /* data directory */
+    char listen[256];         /* ADDR:PORT; port 0 picks a free one */
+    long threads;             /* HTTP threads (libmicrohttpd's pool) */
+    long max_inflight;        /* engine calls at once; beyond: 503 */
+    long max_connections;     /* open connections at once */
+    long max_body_bytes;      /* a larger body: 413 */
+    long request_timeout_ms;  /* receiving one request; beyond: 408 */
+    long idle_timeout_s;      /* an idle connection is closed */
+    double rate_limit;        /* requests per second per client (its own rate wins) */
+    double rate_burst;        /* bucket size */
+    long idempotency_ttl_s;   /* how long a write's Idempotency-Key is remembered */
+    char tls_cert[4096];      /* PEM certificate chain; with tls_key: HTTPS */
+    char tls_key[4096];       /* PEM private key */
+    char tls_client_ca[4096]; /* PEM CA for client certificates (mutual TLS) */
+    char tls_client_auth[16]; /* "optional" or "required" (with tls_client_ca) */
+    int allow_plain_http;     /* plain HTTP on a non-loopback address */
+    char log_level[16];       /* debug, info, warn, error */
+    int log_requests;         /* one log line per request */
+    long shutdown_timeout_s;  /* SIGTERM: wait this long for requests in flight */
+    char ready_file[4096];    /* written with the port once listening */
+    int warm_galleries;       /* build every gallery at start, in the background */
 } abisd_config;
 
 /* The defaults (docs/CONFIG.md). */

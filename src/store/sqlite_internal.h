@@ -122,7 +122,6 @@ typedef struct sq_store {
     int sync_ok;             /* the mutexes and tls exist */
     struct sq_store **readers;
     size_t n_readers, cap_readers;
-    struct sq_ckpt *ckpt; /* the background checkpointer, or NULL */
 } sq_store;
 
 static inline sq_store *sq_of(abis_store *s)

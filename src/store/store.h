@@ -317,16 +317,6 @@ struct abis_store {
 abis_status abis_store_sqlite_open(const char *data_dir, int create, int read_only,
                                    abis_store **out, abis_error *err);
 
-/* Checkpoint the write-ahead logs in a thread of their own, every
- * interval_ms, instead of in the committing call (a long-running service:
- * abisd).  SQLite's automatic checkpoint runs inside the COMMIT that crosses
- * 1,000 pages, copying them into the database file and syncing it, and every
- * request waiting on that commit -- a group commit of audit entries -- waits
- * for the copy too.  The thread uses connections of its own and checkpoints
- * PASSIVE: it never blocks a reader or the writer.  Stopped by close. */
-abis_status abis_store_background_checkpoints(abis_store *s, unsigned interval_ms,
-                                              abis_error *err);
-
 /* Convenience: s->ops->close(s) when s is not NULL. */
 void abis_store_close(abis_store *s);
 

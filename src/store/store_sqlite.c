@@ -623,122 +623,6 @@ static void close_conns(sq_store *s)
     s->db = s->keys = NULL;
 }
 
-/* ---- background checkpoints ---------------------------------------------- */
-
-struct sq_ckpt {
-    pthread_t thread;
-    int running; /* thread was started */
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
-    int stop;
-    unsigned interval_ms;
-    sqlite3 *db, *keys; /* the checkpointer's own connections */
-};
-
-static void *ckpt_main(void *arg)
-{
-    struct sq_ckpt *c = arg;
-    pthread_mutex_lock(&c->mu);
-    while (!c->stop) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        t.tv_nsec += (long)(c->interval_ms % 1000) * 1000000L;
-        t.tv_sec += c->interval_ms / 1000 + t.tv_nsec / 1000000000L;
-        t.tv_nsec %= 1000000000L;
-        while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &t) != ETIMEDOUT)
-            ;
-        if (c->stop)
-            break;
-        pthread_mutex_unlock(&c->mu);
-        /* PASSIVE: copies what no reader still needs, waits for nobody; a
-         * busy or failed attempt is simply tried again next time (the log
-         * grows meanwhile, as it would under the automatic checkpoint) */
-        (void)sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        (void)sqlite3_wal_checkpoint_v2(c->keys, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        pthread_mutex_lock(&c->mu);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-static void ckpt_stop(sq_store *s)
-{
-    struct sq_ckpt *c = s->ckpt;
-    if (!c)
-        return;
-    if (c->running) {
-        pthread_mutex_lock(&c->mu);
-        c->stop = 1;
-        pthread_cond_signal(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->thread, NULL);
-    }
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-    sqlite3_close_v2(c->db);
-    sqlite3_close_v2(c->keys);
-    free(c);
-    s->ckpt = NULL;
-}
-
-/* Set wal_autocheckpoint on the writer's two connections (no transaction
- * may be open on them meanwhile). */
-static abis_status set_autocheckpoint(sq_store *s, int pages, abis_error *err)
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %d;", pages);
-    pthread_mutex_lock(&s->tx_mu);
-    abis_status st = exec_sql(s, s->db, sql, "setting the checkpoint policy", err);
-    if (st == ABIS_OK)
-        st = exec_sql(s, s->keys, sql, "setting the checkpoint policy", err);
-    pthread_mutex_unlock(&s->tx_mu);
-    return st;
-}
-
-abis_status abis_store_background_checkpoints(abis_store *base, unsigned interval_ms,
-                                              abis_error *err)
-{
-    sq_store *s = sq_of(base);
-    abis_status st = sq_need_writable(s, "background checkpoints", err);
-    if (st != ABIS_OK)
-        return st;
-    if (s->main || s->ckpt)
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "background checkpoints: already running, or not the main store");
-    if (interval_ms == 0 || interval_ms > 60000)
-        return abis_error_set(err, ABIS_E_INVALID,
-                              "background checkpoints: interval %u ms is not in 1..60000",
-                              interval_ms);
-    struct sq_ckpt *c = calloc(1, sizeof *c);
-    if (!c)
-        return abis_error_set(err, ABIS_E_NOMEM, "background checkpoints: out of memory");
-    c->interval_ms = interval_ms;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    s->ckpt = c;
-    st = open_conn(s, s->db_path, &c->db, err);
-    if (st == ABIS_OK)
-        st = open_conn(s, s->keys_path, &c->keys, err);
-    if (st == ABIS_OK) {
-        if (pthread_create(&c->thread, NULL, ckpt_main, c) == 0)
-            c->running = 1;
-        else
-            st = abis_error_set(err, ABIS_E_NOMEM, "background checkpoints: cannot start a thread");
-    }
-    if (st == ABIS_OK)
-        st = set_autocheckpoint(s, 0, err);
-    if (st != ABIS_OK) {
-        ckpt_stop(s);
-        abis_error ignore;
-        (void)set_autocheckpoint(s, 1000, &ignore); /* SQLite's default again */
-    }
-    return st;
-}
-
 static void sq_close(abis_store *base)
 {
     sq_store *s = sq_of(base);
@@ -746,7 +630,6 @@ static void sq_close(abis_store *base)
         return;
     if (s->main) /* a reader is closed with its main store */
         return;
-    ckpt_stop(s);
     if (sq_owns_tx(s)) { /* closing rolls the transaction back (below) */
         tx_owner_of = NULL;
         s->in_tx = 0;
