@@ -133,9 +133,9 @@ static void test_preselection_finds_what_exact_search_finds(void **state)
     print_message("recall@10 %.4f at the default effort; first subject differs %zu/200\n", r10,
                   differs);
     /* every mate found first by the codes; the graph, built in parallel, is
-     * not the same graph from run to run, and one in ten builds or so leaves
-     * a mate or two that no other node links to any more (a reverse link
-     * replaced by a closer one: docs/search.md), so no effort finds them */
+     * not the same graph from run to run, and about one build in thirty
+     * still misses a mate (one in four did before every node was given an
+     * in-link: docs/search.md, "In-links"; tests/test_hnsw.c) */
     assert_true(differs <= (kind == ABIS_PRESELECT_GRAPH ? 2u : 0u));
     /* ranks 2-10 are impostors packed closely together: the codes' coarse
      * score orders them less well than the graph's exact one */
@@ -220,7 +220,7 @@ static void test_tombstones_and_filters_in_the_preselection(void **state)
              * near tie at the top) can differ from run to run; the recall
              * check below bounds how often pre-selection misses.  The codes
              * never miss one; the graph may have left a node or two that
-             * nothing links to (docs/search.md, "Unreachable nodes"). */
+             * the walk does not reach (docs/search.md, "In-links"). */
             int found = 0;
             for (size_t i = 0; i < n; i++)
                 found |= h[i].slot == t * 13;
@@ -269,8 +269,8 @@ static void test_compaction_keeps_preselection_right(void **state)
             found += n && h[0].slot == t;
         }
     }
-    /* every live mate first; the graph may have lost a node or two
-     * (docs/search.md, "Unreachable nodes") */
+    /* every live mate first; the graph may miss a node or two
+     * (docs/search.md, "In-links") */
     assert_true(found + (kind == ABIS_PRESELECT_GRAPH ? 2u : 0u) >= live);
     /* and the graph keeps growing afterwards */
     fill(g, N, N + 500);

@@ -39,6 +39,7 @@ typedef struct hchunk {
     uint32_t *links; /* ABIS_VS_CHUNK * m0 */
     float *worst;    /* ABIS_VS_CHUNK: score of the worst layer-0 link, UNKNOWN */
     uint32_t *up;    /* ABIS_VS_CHUNK: offset in upper, NONE at level 0 */
+    uint32_t *indeg; /* ABIS_VS_CHUNK: layer-0 links pointing at the node (atomic) */
     uint8_t *level;  /* ABIS_VS_CHUNK */
 } hchunk;
 
@@ -75,6 +76,9 @@ struct abis_hnsw {
     pthread_mutex_t smu; /* the scratch pool */
     scratch *free_scratch;
     size_t scratch_bytes;
+    pthread_mutex_t omu; /* the orphans */
+    uint32_t *orphan;    /* nodes whose last layer-0 in-link was replaced */
+    size_t n_orphan, cap_orphan;
     pthread_mutex_t locks[NLOCKS];
 };
 
@@ -131,13 +135,15 @@ static int reserve_nodes(abis_hnsw *h, size_t n)
     while (h->n_chunks < need) {
         hchunk *c = &h->chunk[h->n_chunks];
         size_t lb = ABIS_VS_CHUNK * h->m0 * sizeof(uint32_t);
-        unsigned char *mem = malloc(lb + ABIS_VS_CHUNK * (sizeof(float) + sizeof(uint32_t) + 1));
+        unsigned char *mem =
+            malloc(lb + ABIS_VS_CHUNK * (sizeof(float) + 2 * sizeof(uint32_t) + 1));
         if (!mem)
             return -1;
         c->links = (uint32_t *)mem;
         c->worst = (float *)(mem + lb);
         c->up = (uint32_t *)(mem + lb + ABIS_VS_CHUNK * sizeof(float));
-        c->level = mem + lb + ABIS_VS_CHUNK * (sizeof(float) + sizeof(uint32_t));
+        c->indeg = (uint32_t *)(mem + lb + ABIS_VS_CHUNK * (sizeof(float) + sizeof(uint32_t)));
+        c->level = mem + lb + ABIS_VS_CHUNK * (sizeof(float) + 2 * sizeof(uint32_t));
         h->n_chunks++;
     }
     return 0;
@@ -242,6 +248,109 @@ static float score_rows(const abis_hnsw *h, uint32_t a, uint32_t b)
 {
     int32_t d = h->kern->dot(abis_vs_row(h->st, a), abis_vs_row(h->st, b), h->st->dim);
     return abis_i8_score(d, abis_vs_scale(h->st, a), abis_vs_scale(h->st, b));
+}
+
+/* ---- in-links ---------------------------------------------------------------------------- */
+
+/* Every node but the entry point must have a layer-0 link pointing at it, or
+ * no walk reaches it.  Insertion can leave one without: its reverse links
+ * find no room in full lists of closer neighbours, or later insertions
+ * replace the last link to it (add_link).  Each node counts its layer-0
+ * in-links; a node whose count falls to zero is remembered, and after each
+ * parallel batch a serial pass (rescue) links every such node again. */
+static uint32_t *indeg_at(const abis_hnsw *h, uint32_t r)
+{
+    return &chunk_of(h, r)->indeg[abis_vs_off(r)];
+}
+
+static void indeg_up(const abis_hnsw *h, uint32_t r)
+{
+    __atomic_fetch_add(indeg_at(h, r), 1, __ATOMIC_RELAXED);
+}
+
+/* One in-link fewer; a node left with none is remembered (best effort: a
+ * node not remembered for want of memory is found by the next recount). */
+static void indeg_down(abis_hnsw *h, uint32_t r)
+{
+    if (__atomic_sub_fetch(indeg_at(h, r), 1, __ATOMIC_RELAXED) != 0)
+        return;
+    pthread_mutex_lock(&h->omu);
+    if (h->n_orphan == h->cap_orphan) {
+        size_t cap = h->cap_orphan ? 2 * h->cap_orphan : 64;
+        uint32_t *o = realloc(h->orphan, cap * sizeof *o);
+        if (o) {
+            h->orphan = o;
+            h->cap_orphan = cap;
+        }
+    }
+    if (h->n_orphan < h->cap_orphan)
+        h->orphan[h->n_orphan++] = r;
+    pthread_mutex_unlock(&h->omu);
+}
+
+/* Count every node's layer-0 in-links from the lists (after compaction or
+ * loading). */
+static void indeg_recount(abis_hnsw *h)
+{
+    for (size_t r = 0; r < h->indexed; r++)
+        *indeg_at(h, (uint32_t)r) = 0;
+    for (size_t r = 0; r < h->indexed; r++) {
+        const uint32_t *l = links0(h, r);
+        for (size_t i = 0; i < h->m0 && l[i] != NONE; i++)
+            if (l[i] < h->indexed)
+                (*indeg_at(h, l[i]))++;
+    }
+}
+
+/* Link node o, if it has no in-link, from the first of its own neighbours
+ * (closest first, as insertion chose them) that has room, or that can give
+ * up the link to its farthest neighbour among those that have another
+ * in-link (so no node is orphaned in turn).  Serial: no insertion runs. */
+static void rescue(abis_hnsw *h, uint32_t o)
+{
+    if (o == h->entry || *indeg_at(h, o) > 0 || abis_vs_dead(h->st, o))
+        return;
+    const uint32_t *lo = links0(h, o);
+    for (size_t i = 0; i < h->m0 && lo[i] != NONE; i++) {
+        uint32_t nb = lo[i];
+        pthread_mutex_t *mu = &h->locks[nb & (NLOCKS - 1)]; /* searches may be reading */
+        pthread_mutex_lock(mu);
+        uint32_t *l = links0(h, nb);
+        size_t n = count_links(l, h->m0), wi = n;
+        if (n == h->m0) {
+            float ws = 3; /* above every score */
+            for (size_t k = 0; k < n; k++) {
+                if (*indeg_at(h, l[k]) < 2)
+                    continue;
+                float sc = score_rows(h, nb, l[k]);
+                if (sc < ws) {
+                    ws = sc;
+                    wi = k;
+                }
+            }
+            if (wi == n) { /* every link is someone's last */
+                pthread_mutex_unlock(mu);
+                continue;
+            }
+            (*indeg_at(h, l[wi]))--;
+        }
+        l[wi] = o;
+        indeg_up(h, o);
+        chunk_of(h, nb)->worst[abis_vs_off(nb)] = UNKNOWN; /* add_link recomputes it */
+        pthread_mutex_unlock(mu);
+        return;
+    }
+}
+
+/* Rescue rows [from, to) and every remembered orphan. */
+static void rescue_all(abis_hnsw *h, size_t from, size_t to)
+{
+    for (size_t r = from; r < to; r++)
+        rescue(h, (uint32_t)r);
+    for (size_t i = 0; i < h->n_orphan; i++)
+        if (h->orphan[i] < h->indexed)
+            rescue(h, h->orphan[i]);
+    h->n_orphan = 0;
 }
 
 /* ---- heaps ordered by abis_top_before ---------------------------------------------------- */
@@ -471,6 +580,8 @@ static void add_link(abis_hnsw *h, uint32_t r, uint32_t x, float sx, int lev)
             return;
     if (n < cap) {
         l[n] = x;
+        if (lev == 0)
+            indeg_up(h, x);
         if (worst && *worst != UNKNOWN && (n == 0 || sx < *worst))
             *worst = sx;
         if (worst && n == 0)
@@ -491,8 +602,13 @@ static void add_link(abis_hnsw *h, uint32_t r, uint32_t x, float sx, int lev)
     }
     float ws = m1;
     if (sx > m1) {
+        uint32_t old = l[wi];
         l[wi] = x;
         ws = m2 < sx ? m2 : sx;
+        if (lev == 0) {
+            indeg_up(h, x);
+            indeg_down(h, old);
+        }
     }
     if (worst)
         *worst = ws;
@@ -538,8 +654,13 @@ static int link_node(abis_hnsw *h, scratch *s, uint32_t x, uint32_t ep, int top)
         pthread_mutex_lock(mx);
         size_t lcap;
         uint32_t *lx = links_at(h, x, lev, &lcap);
-        for (size_t i = 0; i < lcap; i++)
+        for (size_t i = 0; i < lcap; i++) {
+            if (lev == 0 && lx[i] != NONE) /* a node linked again: its old links go */
+                indeg_down(h, lx[i]);
             lx[i] = i < ns ? sel[i].row : NONE;
+            if (lev == 0 && i < ns)
+                indeg_up(h, sel[i].row);
+        }
         if (lev == 0) /* sel is best first */
             chunk_of(h, x)->worst[abis_vs_off(x)] = ns ? sel[ns - 1].score : UNKNOWN;
         pthread_mutex_unlock(mx);
@@ -658,7 +779,9 @@ int abis_hnsw_extend(abis_hnsw *h, size_t count, unsigned threads)
         for (size_t i = 0; i < h->m0; i++)
             l[i] = NONE;
         c->worst[o] = UNKNOWN;
+        c->indeg[o] = 0;
     }
+    size_t first = n0;
     if (h->entry == NONE) { /* the first node is the entry point */
         h->entry = (uint32_t)n0;
         h->max_level = level_of(h, n0);
@@ -666,6 +789,7 @@ int abis_hnsw_extend(abis_hnsw *h, size_t count, unsigned threads)
     }
     int rc = run_parallel(h, n0, NULL, n1 - n0, threads, insert_task);
     h->indexed = n1; /* on failure some rows have fewer links: still searchable */
+    rescue_all(h, first, n1);
     return rc;
 }
 
@@ -749,10 +873,14 @@ void abis_hnsw_remap(abis_hnsw *h, const uint32_t *remap, size_t n_old, unsigned
         free(h->chunk[i].links);
     if (keep < h->n_chunks)
         h->n_chunks = keep;
+    indeg_recount(h);
+    h->n_orphan = 0;
     /* nodes left with fewer than half their layer-0 links are linked again */
     uint32_t *weak = malloc(sizeof *weak * (w ? w : 1));
-    if (!weak)
+    if (!weak) {
+        rescue_all(h, 0, w);
         return;
+    }
     size_t nw = 0;
     for (size_t r = 0; r < w; r++)
         if (count_links(links0(h, r), h->m0) < h->m0 / 2 && (uint32_t)r != h->entry)
@@ -760,6 +888,7 @@ void abis_hnsw_remap(abis_hnsw *h, const uint32_t *remap, size_t n_old, unsigned
     if (nw && h->entry != NONE)
         run_parallel(h, 0, weak, nw, threads, repair_task); /* best effort */
     free(weak);
+    rescue_all(h, 0, w);
 }
 
 /* ---- creation, size, persistence ---------------------------------------------------------- */
@@ -779,6 +908,7 @@ abis_hnsw *abis_hnsw_create(const abis_vstore *st, const abis_hnsw_params *p)
     h->entry = NONE;
     pthread_mutex_init(&h->glock, NULL);
     pthread_mutex_init(&h->smu, NULL);
+    pthread_mutex_init(&h->omu, NULL);
     for (size_t i = 0; i < NLOCKS; i++)
         pthread_mutex_init(&h->locks[i], NULL);
     return h;
@@ -797,8 +927,10 @@ void abis_hnsw_free(abis_hnsw *h)
         h->free_scratch = s->next;
         scratch_free(s);
     }
+    free(h->orphan);
     pthread_mutex_destroy(&h->glock);
     pthread_mutex_destroy(&h->smu);
+    pthread_mutex_destroy(&h->omu);
     for (size_t i = 0; i < NLOCKS; i++)
         pthread_mutex_destroy(&h->locks[i]);
     free(h);
@@ -812,7 +944,7 @@ size_t abis_hnsw_indexed(const abis_hnsw *h)
 size_t abis_hnsw_bytes(const abis_hnsw *h)
 {
     size_t b = h->n_chunks * ABIS_VS_CHUNK *
-                   (h->m0 * sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + 1) +
+                   (h->m0 * sizeof(uint32_t) + sizeof(float) + 2 * sizeof(uint32_t) + 1) +
                h->cap_upper * sizeof(uint32_t);
     abis_hnsw *hm = (abis_hnsw *)h;
     pthread_mutex_lock(&hm->smu);
@@ -889,6 +1021,9 @@ int abis_hnsw_load(abis_hnsw *h, size_t indexed, uint32_t entry, int max_level,
     h->indexed = indexed;
     h->entry = indexed ? entry : NONE;
     h->max_level = max_level;
+    indeg_recount(h);
+    h->n_orphan = 0;
+    rescue_all(h, 0, indexed);
     return 0;
 bad:
     reset(h);
