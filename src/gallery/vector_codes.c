@@ -398,10 +398,10 @@ abis_status vector_codes_scan(const vgallery *g, const prep *rq, size_t nreq, si
         for (size_t q = 0; q < nreq; q++) { /* the slices' top lists into the request's */
             nmerged[q] = 0;
             for (size_t t = q * j.slices; t < (q + 1) * j.slices; t++)
-                for (size_t i = 0; i < j.nstop[t]; i++)
-                    abis_top_offer(merged + q * capmax, &nmerged[q], rq[q].cap,
-                                   j.stop[t * capmax + i].score, j.stop[t * capmax + i].slot,
-                                   j.stop[t * capmax + i].row);
+                for (const abis_top *e = j.stop + t * capmax; e < j.stop + t * capmax + j.nstop[t];
+                     e++)
+                    abis_top_offer(merged + q * capmax, &nmerged[q], rq[q].cap, e->score, e->slot,
+                                   e->row);
         }
     }
     free(sp);

@@ -109,16 +109,35 @@ static json_t *number(fast *f)
     return json_real(d);
 }
 
+/* Consume c if it is next. */
+static int eat(fast *f, char c)
+{
+    if (f->p < f->end && *f->p == c) {
+        f->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* After a member of an object or array: 1 when a ',' announces another, 0
+ * when `close` ends it, -1 for anything else. */
+static int after_member(fast *f, char close)
+{
+    skip_ws(f);
+    if (eat(f, ','))
+        return 1;
+    return eat(f, close) ? 0 : -1;
+}
+
 static json_t *object(fast *f)
 {
     json_t *o = json_object();
     f->p++; /* '{' */
     skip_ws(f);
-    if (o && f->p < f->end && *f->p == '}') {
-        f->p++;
+    if (o && eat(f, '}'))
         return o;
-    }
-    while (o) {
+    int more = 1;
+    while (o && more == 1) {
         const char *k;
         skip_ws(f);
         long kn = plain_string(f, &k);
@@ -128,24 +147,15 @@ static json_t *object(fast *f)
         memcpy(key, k, (size_t)kn);
         key[kn] = '\0';
         skip_ws(f);
-        if (f->p >= f->end || *f->p != ':' ||
-            json_object_get(o, key)) /* duplicates: jansson's word */
+        if (!eat(f, ':') || json_object_get(o, key)) /* duplicates: jansson's word */
             break;
-        f->p++;
         json_t *v = value(f);
         if (!v || json_object_set_new_nocheck(o, key, v) != 0)
             break;
-        skip_ws(f);
-        if (f->p < f->end && *f->p == ',') {
-            f->p++;
-            continue;
-        }
-        if (f->p < f->end && *f->p == '}') {
-            f->p++;
-            return o;
-        }
-        break;
+        more = after_member(f, '}');
     }
+    if (more == 0)
+        return o;
     json_decref(o);
     return NULL;
 }
@@ -155,25 +165,17 @@ static json_t *array(fast *f)
     json_t *a = json_array();
     f->p++; /* '[' */
     skip_ws(f);
-    if (a && f->p < f->end && *f->p == ']') {
-        f->p++;
+    if (a && eat(f, ']'))
         return a;
-    }
-    while (a) {
+    int more = 1;
+    while (a && more == 1) {
         json_t *v = value(f);
         if (!v || json_array_append_new(a, v) != 0)
             break;
-        skip_ws(f);
-        if (f->p < f->end && *f->p == ',') {
-            f->p++;
-            continue;
-        }
-        if (f->p < f->end && *f->p == ']') {
-            f->p++;
-            return a;
-        }
-        break;
+        more = after_member(f, ']');
     }
+    if (more == 0)
+        return a;
     json_decref(a);
     return NULL;
 }
